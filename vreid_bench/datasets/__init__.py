@@ -1,0 +1,137 @@
+"""Dataset registry and the one entry point, :func:`load`.
+
+Each dataset lives in its own module exposing ``load(root, **options) -> VideoReIDDataset``; the registry names
+it by import string so nothing is imported until it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vreid_bench.data import VideoReIDDataset
+from vreid_bench.errors import DatasetNotFoundError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    loader: str  # "module:function"
+    summary: str
+    folder: str  # the folder name under the data root
+    aliases: tuple[str, ...] = ()
+    options: str = ""
+    how_to_get: str = ""
+
+
+REGISTRY: tuple[DatasetEntry, ...] = (
+    DatasetEntry(
+        "mars", "vreid_bench.datasets.mars:load", "MARS: 1,261 ids, 6 cameras, 20,478 tracklets",
+        "mars", options="gallery=gallery (ranking against query ∪ gallery is the protocol tfclip-mars)",
+        how_to_get="download MARS (bbox_train.zip, bbox_test.zip and the info/ folder of the MARS-evaluation "
+        "code) and unpack them into <root>/mars/",
+    ),
+    DatasetEntry(
+        "ilidsvid", "vreid_bench.datasets.ilidsvid:load", "iLIDS-VID: 300 ids, 2 cameras, 600 tracklets",
+        "ilids-vid", aliases=("ilids-vid", "ilids"), options="split=0..9",
+        how_to_get="download iLIDS-VID.tar and unpack it into <root>/ilids-vid/ (train-test people splits/ "
+        "holds the 10 splits)",
+    ),
+    DatasetEntry(
+        "prid2011", "vreid_bench.datasets.prid2011:load", "PRID-2011: 200 ids in both cameras (178 used)",
+        "prid2011", aliases=("prid", "prid-2011"), options="split=0..9",
+        how_to_get="download prid_2011.zip and unpack it into <root>/prid2011/, with splits_prid2011.json",
+    ),
+    DatasetEntry(
+        "dukemtmcvidreid", "vreid_bench.datasets.dukemtmcvidreid:load",
+        "DukeMTMC-VideoReID: 1,404 ids (+408 distractors), 8 cameras, 4,832 tracklets",
+        "dukemtmc-vidreid", aliases=("duke", "dukev", "dukemtmc-videoreid", "dukemtmc-vidreid"),
+        how_to_get="unpack DukeMTMC-VideoReID.zip into <root>/dukemtmc-vidreid/",
+    ),
+    DatasetEntry(
+        "lsvid", "vreid_bench.datasets.lsvid:load", "LS-VID: 3,772 ids, 15 cameras, 14,943 tracklets",
+        "LS-VID", aliases=("ls-vid",),
+        how_to_get="request LS-VID from its authors and unpack it into <root>/LS-VID/",
+    ),
+    DatasetEntry(
+        "sportsvreid", "vreid_bench.datasets.toolkit:load", "sports footage built by `vreid build sports`",
+        "sportsvreid", aliases=("sports",),
+        how_to_get="build it: `vreid build sports --mot-root SPORTSMOT_DIR` (or `--videos ...`); "
+        "`vreid synth sports --out DIR` makes synthetic footage to try it on",
+    ),
+    DatasetEntry(
+        "dancevreid", "vreid_bench.datasets.toolkit:load", "dance footage built by `vreid build dance`",
+        "dancevreid", aliases=("dance",),
+        how_to_get="build it: `vreid build dance --mot-root DANCETRACK_DIR` (or `--videos ...`); "
+        "`vreid synth dance --out DIR` makes synthetic footage to try it on",
+    ),
+)
+
+
+def data_root() -> Path:
+    """Where datasets live unless a root is given: ``$VREID_DATA``, default ``./data``."""
+    return Path(os.environ.get("VREID_DATA", "data"))
+
+
+def get_entry(name: str) -> DatasetEntry:
+    key = name.lower()
+    for entry in REGISTRY:
+        if key == entry.name or key in entry.aliases:
+            return entry
+    names = ", ".join(e.name for e in REGISTRY)
+    raise UnknownNameError(f"unknown dataset {name!r}: use one of {names}, or the path of a dataset directory")
+
+
+def _call(loader: str, root: Path, **options: object) -> VideoReIDDataset:
+    module_name, func_name = loader.split(":")
+    return getattr(importlib.import_module(module_name), func_name)(root, **options)
+
+
+def is_toolkit_dataset(path: Path) -> bool:
+    return (path / "manifest.json").is_file()
+
+
+def load(name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+         **options: object) -> VideoReIDDataset:
+    """Load a registered dataset by name, or a toolkit dataset directory by path.
+
+    ``root`` is the dataset's own folder or the folder that holds it (default ``$VREID_DATA``).
+    """
+    path = Path(name_or_path)
+    if is_toolkit_dataset(path):
+        return _call("vreid_bench.datasets.toolkit:load", path, **options)
+    try:
+        entry = get_entry(str(name_or_path))
+    except UnknownNameError:
+        if path.exists():
+            raise DatasetNotFoundError(
+                f"{path} is not a vreid dataset directory (no manifest.json): build one with `vreid build`, "
+                "or give a registered dataset name (`vreid datasets` lists them)"
+            ) from None
+        raise
+    base = Path(root) if root is not None else data_root()
+    if entry.loader.endswith("toolkit:load"):
+        target = base if is_toolkit_dataset(base) else base / entry.folder
+        if not is_toolkit_dataset(target):
+            raise DatasetNotFoundError(
+                f"dataset {entry.name!r} is not built yet (no {target / 'manifest.json'}): {entry.how_to_get}"
+            )
+        return _call(entry.loader, target, **options)
+    return _call(entry.loader, base, **options)
+
+
+def find_dataset_dir(root: str | os.PathLike[str], folder: str, marker: str, entry_name: str) -> Path:
+    """Resolve ``root`` that is either the dataset folder itself (it holds ``marker``) or its parent."""
+    root = Path(root)
+    for candidate in (root, root / folder):
+        if (candidate / marker).exists():
+            return candidate
+    how = get_entry(entry_name).how_to_get
+    raise DatasetNotFoundError(
+        f"{entry_name}: expected {marker} in {root} or {root / folder}; {how}"
+    )
+
+
+__all__ = ["REGISTRY", "DatasetEntry", "data_root", "find_dataset_dir", "get_entry", "load"]

@@ -1,0 +1,25 @@
+"""Exception types for errors a user can fix.
+
+The CLI prints a ``VreidError`` as one line and exits with status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+
+class VreidError(Exception):
+    """An error caused by the user's input; its message names the problem and the fix."""
+
+
+class DatasetNotFoundError(VreidError):
+    """A dataset root, or a file the dataset layout requires, is missing."""
+
+
+class DatasetFormatError(VreidError):
+    """A dataset file exists but its content does not match the expected layout."""
+
+
+class UnknownNameError(VreidError):
+    """A name (dataset, protocol, model ...) is not in its registry."""
+
+
+class ConfigError(VreidError):
+    """A configuration value is invalid."""
