@@ -14,8 +14,9 @@ def datasets() -> None:
     from vreid_bench.datasets import REGISTRY, data_root
 
     table = Table(title=f"Registered datasets (data root: {data_root()})")
-    for column in ("name", "aliases", "folder", "about", "options"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True)
+    for column in ("aliases", "folder", "about", "options"):
+        table.add_column(column, overflow="fold")
     for entry in REGISTRY:
         table.add_row(entry.name, ", ".join(entry.aliases), entry.folder, entry.summary, entry.options)
     console.print(table)

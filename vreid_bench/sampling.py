@@ -1,0 +1,137 @@
+"""Which frames of a tracklet form a clip, and which tracklets form a batch.
+
+Frame samplers take the tracklet length ``n`` and the clip length ``seq_len`` and return frame indices; the
+training sampler draws from a ``torch.Generator`` so that DataLoader workers get distinct, reproducible streams.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from vreid_bench.errors import ConfigError
+
+
+def _chunk_bounds(n: int, seq_len: int) -> np.ndarray:
+    """``seq_len + 1`` boundaries cutting ``range(n)`` into near-equal consecutive chunks (empty when n < seq_len)."""
+    return (np.arange(seq_len + 1, dtype=np.int64) * n) // seq_len
+
+
+def restricted_random_indices(n: int, seq_len: int, generator: torch.Generator | None = None) -> np.ndarray:
+    """Training sampling: cut the tracklet into ``seq_len`` chunks and draw one random frame from each.
+
+    With fewer frames than ``seq_len`` the empty chunks take the frame at their boundary, so frames repeat in
+    temporal order.
+    """
+    _check(n, seq_len)
+    bounds = _chunk_bounds(n, seq_len)
+    sizes = np.maximum(bounds[1:] - bounds[:-1], 1)
+    u = torch.rand(seq_len, generator=generator, dtype=torch.float64).numpy()
+    return np.minimum(bounds[:-1] + (u * sizes).astype(np.int64), n - 1)
+
+
+def restricted_first_indices(n: int, seq_len: int) -> np.ndarray:
+    """Test-time restricted sampling: the first frame of each chunk."""
+    _check(n, seq_len)
+    return np.minimum(_chunk_bounds(n, seq_len)[:-1], n - 1)
+
+
+def evenly_spaced_indices(n: int, seq_len: int) -> np.ndarray:
+    """``seq_len`` frames spread evenly from the first to the last."""
+    _check(n, seq_len)
+    return np.rint(np.linspace(0, n - 1, seq_len)).astype(np.int64)
+
+
+def dense_clip_indices(n: int, seq_len: int) -> np.ndarray:
+    """All consecutive ``seq_len``-frame clips, ``(num_clips, seq_len)``; the last is padded with the last frame."""
+    _check(n, seq_len)
+    num_clips = math.ceil(n / seq_len)
+    indices = np.arange(num_clips * seq_len, dtype=np.int64)
+    return np.minimum(indices, n - 1).reshape(num_clips, seq_len)
+
+
+def _check(n: int, seq_len: int) -> None:
+    if n < 1:
+        raise ValueError(f"a tracklet needs at least one frame, got {n}")
+    if seq_len < 1:
+        raise ConfigError(f"seq_len must be >= 1, got {seq_len}")
+
+
+class IdentityBatchSampler(Sampler[int]):
+    """P×K sampling: each batch holds ``num_ids`` identities with ``num_instances`` tracklets each.
+
+    An epoch walks every identity's tracklets in groups of K (an identity with fewer than K tracklets is
+    drawn with replacement), picking P identities at random among those with groups left. Under DDP each of
+    ``num_replicas`` processes takes its contiguous share of every global batch, so the global batch is the
+    same whatever the process count.
+    """
+
+    def __init__(self, pids: Sequence[int], num_ids: int = 4, num_instances: int = 4, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0) -> None:
+        if num_ids < 1 or num_instances < 1:
+            raise ConfigError(f"P and K must be >= 1, got P={num_ids}, K={num_instances}")
+        batch = num_ids * num_instances
+        if batch % num_replicas:
+            raise ConfigError(
+                f"the global batch P×K = {batch} does not split over {num_replicas} processes; "
+                "choose P×K divisible by the process count"
+            )
+        self.index_by_pid: dict[int, list[int]] = defaultdict(list)
+        for index, pid in enumerate(pids):
+            self.index_by_pid[int(pid)].append(index)
+        if len(self.index_by_pid) < num_ids:
+            raise ConfigError(
+                f"P = {num_ids} identities per batch but the training set has only {len(self.index_by_pid)}; "
+                "lower num_ids_per_batch"
+            )
+        self.num_ids, self.num_instances = num_ids, num_instances
+        self.seed, self.epoch = seed, 0
+        self.num_replicas, self.rank = num_replicas, rank
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's batches of tracklet indices (deterministic for seed and epoch)."""
+        if self._cache is None or self._cache[0] != self.epoch:
+            self._cache = (self.epoch, self._draw_batches())
+        return self._cache[1]
+
+    def _draw_batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        k = self.num_instances
+        groups: dict[int, list[list[int]]] = {}
+        for pid in sorted(self.index_by_pid):
+            indices = self.index_by_pid[pid]
+            if len(indices) < k:
+                picks = torch.randint(len(indices), (k,), generator=generator).tolist()
+                chosen = [indices[i] for i in picks]
+            else:
+                order = torch.randperm(len(indices), generator=generator).tolist()
+                chosen = [indices[i] for i in order]
+            groups[pid] = [chosen[i:i + k] for i in range(0, len(chosen) - k + 1, k)]
+        batches: list[list[int]] = []
+        while True:
+            available = [pid for pid, g in groups.items() if g]
+            if len(available) < self.num_ids:
+                break
+            picks = torch.randperm(len(available), generator=generator)[: self.num_ids].tolist()
+            batch: list[int] = []
+            for i in picks:
+                batch.extend(groups[available[i]].pop())
+            batches.append(batch)
+        return batches
+
+    def __iter__(self) -> Iterator[int]:
+        share = self.num_ids * self.num_instances // self.num_replicas
+        for batch in self.global_batches():
+            yield from batch[self.rank * share:(self.rank + 1) * share]
+
+    def __len__(self) -> int:
+        return len(self.global_batches()) * self.num_ids * self.num_instances // self.num_replicas
