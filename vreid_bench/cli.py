@@ -45,9 +45,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from vreid_bench import cli_data
+    from vreid_bench import cli_caption, cli_data
 
-    for module in (cli_data,):
+    for module in (cli_data, cli_caption):
         module.register(app)
 
 

@@ -61,7 +61,7 @@ def evenly_spaced(items: Sequence[T], k: int) -> list[T]:
         return []
     if k == 1:
         return [items[(n - 1) // 2]]
-    return [items[round(i * (n - 1) / (k - 1))] for i in range(k)]
+    return [items[int(i * (n - 1) / (k - 1) + 0.5)] for i in range(k)]  # round half up, not to even
 
 
 @dataclass(frozen=True)
