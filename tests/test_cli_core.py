@@ -38,3 +38,11 @@ def test_debug_shows_the_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "vreid_bench.cli", "--debug", "info", "nosuchdataset"],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_an_option_the_loader_does_not_take_is_named(tmp_path, capsys):
+    from layouts import write_mars
+
+    write_mars(tmp_path)
+    assert main(["info", "mars", "--root", str(tmp_path), "--split", "3"]) == 2
+    assert "unknown option 'split'" in capsys.readouterr().err

@@ -7,12 +7,13 @@ it by import string so nothing is imported until it is used.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vreid_bench.data import VideoReIDDataset
-from vreid_bench.errors import DatasetNotFoundError, UnknownNameError
+from vreid_bench.errors import ConfigError, DatasetNotFoundError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class DatasetEntry:
 REGISTRY: tuple[DatasetEntry, ...] = (
     DatasetEntry(
         "mars", "vreid_bench.datasets.mars:load", "MARS: 1,261 ids, 6 cameras, 20,478 tracklets",
-        "mars", options="gallery=gallery (ranking against query ∪ gallery is the protocol tfclip-mars)",
+        "mars", options="none (ranking against query ∪ gallery is the protocol tfclip-mars)",
         how_to_get="download MARS (bbox_train.zip, bbox_test.zip and the info/ folder of the MARS-evaluation "
         "code) and unpack them into <root>/mars/",
     ),
@@ -86,7 +87,14 @@ def get_entry(name: str) -> DatasetEntry:
 
 def _call(loader: str, root: Path, **options: object) -> VideoReIDDataset:
     module_name, func_name = loader.split(":")
-    return getattr(importlib.import_module(module_name), func_name)(root, **options)
+    function = getattr(importlib.import_module(module_name), func_name)
+    accepted = list(inspect.signature(function).parameters)[1:]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{module_name.rsplit('.', 1)[-1]}: unknown option {unknown[0]!r}; it takes {', '.join(accepted) or 'none'}"
+        )
+    return function(root, **options)
 
 
 def is_toolkit_dataset(path: Path) -> bool:

@@ -25,9 +25,9 @@ What this loader yields (the torchreid / CLIP-ReID convention, and the toolkit's
   same way (its 11,310 is that gallery plus the 1,980 queries), so the test set holds 870 junk tracklets;
 - so train 625 identities / 8,298 tracklets, query 1,980, gallery 9,330.
 
-About 140 queries have no true match in that gallery (their identity's other tracklets are all queries or share
-the query's camera); the ranking code excludes and counts them. TF-CLIP's evaluation ranks each query against
-query ∪ gallery instead: that is the protocol ``tfclip-mars``, applied at ranking time, not here.
+About 140 queries have no true match in that gallery; the ranking code excludes and counts them. TF-CLIP's
+evaluation ranks each query against query ∪ gallery instead: that is the protocol ``tfclip-mars``, applied at
+ranking time, not here.
 
 The 1.2 M frame names are parsed as one fixed-width character array, so loading costs no per-frame file-system
 call and no per-frame Python parsing; only building the path strings touches each frame once.
@@ -44,7 +44,8 @@ import scipy.io
 
 from vreid_bench.data import Tracklet, VideoReIDDataset
 from vreid_bench.datasets import find_dataset_dir, get_entry
-from vreid_bench.errors import DatasetFormatError, DatasetNotFoundError
+from vreid_bench.datasets.common import require_path
+from vreid_bench.errors import DatasetFormatError
 
 NAME = "mars"
 NAME_WIDTH = 19  # "0001C1T0001F001.jpg"
@@ -58,14 +59,10 @@ class FrameNames:
 
     path: Path
     names: list[str]
-    frame_numbers: np.ndarray  # (N,) int64, the F field
+    pid_keys: np.ndarray  # (N,) int64, the 4-character pid field packed into one number
     cameras: np.ndarray  # (N,) int64, the C field, 1-based
+    frame_numbers: np.ndarray  # (N,) int64, the F field
 
-
-def _required(path: Path) -> Path:
-    if not path.exists():
-        raise DatasetNotFoundError(f"{NAME}: {path} is missing; {get_entry(NAME).how_to_get}")
-    return path
 
 
 def _char_codes(names: np.ndarray) -> np.ndarray:
@@ -74,10 +71,10 @@ def _char_codes(names: np.ndarray) -> np.ndarray:
     return names.view(np.uint32).reshape(len(names), width)
 
 
-def _digits(codes: np.ndarray) -> np.ndarray:
-    """(N, k) code points of decimal digits -> (N,) integers."""
-    weights = 10 ** np.arange(codes.shape[1] - 1, -1, -1, dtype=np.int64)
-    return (codes.astype(np.int64) - ord("0")) @ weights
+def _pack(codes: np.ndarray, base: int) -> np.ndarray:
+    """(N, k) small integers -> (N,) integers, most significant first."""
+    weights = base ** np.arange(codes.shape[1] - 1, -1, -1, dtype=np.int64)
+    return codes.astype(np.int64) @ weights
 
 
 def _malformed_rows(codes: np.ndarray) -> np.ndarray:
@@ -86,45 +83,51 @@ def _malformed_rows(codes: np.ndarray) -> np.ndarray:
         return (column >= ord("0")) & (column <= ord("9"))
 
     pid = codes[:, 0:4]
-    pid_ok = np.all(is_digit(pid) | (pid == ord("-")), axis=1)
-    ok = pid_ok & (codes[:, 4] == ord("C")) & (codes[:, 6] == ord("T")) & (codes[:, 11] == ord("F"))
+    ok = np.all(is_digit(pid) | (pid == ord("-")), axis=1)
+    ok &= (codes[:, 4] == ord("C")) & (codes[:, 6] == ord("T")) & (codes[:, 11] == ord("F"))
     ok &= is_digit(codes[:, 5]) & np.all(is_digit(codes[:, 7:11]), axis=1) & np.all(is_digit(codes[:, 12:15]), axis=1)
     suffix = np.array([ord(c) for c in ".jpg"], dtype=np.uint32)
     ok &= np.all(codes[:, 15:19] == suffix, axis=1)
     return np.flatnonzero(~ok)
 
 
+def _bad_name(path: Path, names: list[str], row: int) -> DatasetFormatError:
+    return DatasetFormatError(
+        f"{path}:{row + 1}: {names[row]!r} is not a MARS frame name like 0001C1T0001F001.jpg; "
+        "download the MARS-evaluation info/ folder again"
+    )
+
+
 def read_frame_names(path: Path) -> FrameNames:
-    names = _required(path).read_text().split()
+    names = require_path(path, NAME).read_text().split()
     if not names:
         raise DatasetFormatError(f"{path} lists no frame names; download the MARS-evaluation info/ folder again")
     array = np.array(names)
     if array.dtype.itemsize // 4 != NAME_WIDTH:
-        bad = next(i for i, n in enumerate(names) if len(n) != NAME_WIDTH)
-        raise DatasetFormatError(
-            f"{path}:{bad + 1}: {names[bad]!r} is not a MARS frame name like 0001C1T0001F001.jpg; "
-            "download the MARS-evaluation info/ folder again"
-        )
-    codes = _char_codes(array)  # (N, 19)
+        raise _bad_name(path, names, next(i for i, n in enumerate(names) if len(n) != NAME_WIDTH))
+    codes = _char_codes(array)  # (N, 19); shorter names are padded with code 0 and fail the suffix test
     bad_rows = _malformed_rows(codes)
     if bad_rows.size:
-        bad = int(bad_rows[0])
-        raise DatasetFormatError(
-            f"{path}:{bad + 1}: {names[bad]!r} is not a MARS frame name like 0001C1T0001F001.jpg; "
-            "download the MARS-evaluation info/ folder again"
-        )
-    return FrameNames(path=path, names=names, frame_numbers=_digits(codes[:, 12:15]),
-                      cameras=codes[:, 5].astype(np.int64) - ord("0"))
+        raise _bad_name(path, names, int(bad_rows[0]))
+    return FrameNames(
+        path=path,
+        names=names,
+        pid_keys=_pack(codes[:, 0:4], 128),
+        cameras=codes[:, 5].astype(np.int64) - ord("0"),
+        frame_numbers=_pack(codes[:, 12:15] - ord("0"), 10),
+    )
 
 
 def read_mat_array(path: Path, key: str) -> np.ndarray:
     """One integer array from a MATLAB file, checked to hold whole numbers."""
     try:
-        value = scipy.io.loadmat(_required(path))[key]
+        value = scipy.io.loadmat(require_path(path, NAME))[key]
     except (ValueError, NotImplementedError, OSError) as exc:
         raise DatasetFormatError(f"{path} is not a readable MATLAB file ({exc}); download it again") from None
     except KeyError:
-        raise DatasetFormatError(f"{path} has no variable {key!r}; download the MARS-evaluation info/ folder again") from None
+        raise DatasetFormatError(
+            f"{path} has no variable {key!r}; download the MARS-evaluation info/ folder again"
+        ) from None
     array = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
         raise DatasetFormatError(f"{path}: {key} holds non-integer values; download it again")
@@ -148,51 +151,57 @@ def read_track_info(path: Path, key: str, num_names: int) -> np.ndarray:
     return info
 
 
+def _frame_rows(ranges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 2) [start, end) ranges -> (rows of every frame in them, the tracklet each belongs to), both (F,)."""
+    lengths = ranges[:, 1] - ranges[:, 0]
+    owner = np.repeat(np.arange(len(ranges)), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    rows = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths) + np.repeat(ranges[:, 0], lengths)
+    return rows, owner
+
+
 def _check_tracklets_match_names(info: np.ndarray, frames: FrameNames, info_path: Path) -> None:
-    """Every frame of a tracklet must come from the tracklet's camera, as the name list says."""
-    lengths = info[:, 1] - info[:, 0]
-    owner = np.repeat(np.arange(len(info)), lengths)  # (frames in tracklets,) row of each frame
-    index = np.concatenate([np.arange(s, e) for s, e in info[:, :2]]) if len(info) else np.zeros(0, np.int64)
-    wrong = np.flatnonzero(frames.cameras[index] != info[owner, 3])
-    if wrong.size:
-        row = int(owner[wrong[0]])
+    """Every frame of a tracklet must show the tracklet's person and camera, as its name says."""
+    rows, owner = _frame_rows(info[:, :2])
+    first = info[owner, 0]
+    wrong = (frames.cameras[rows] != info[owner, 3]) | (frames.pid_keys[rows] != frames.pid_keys[first])
+    bad = np.flatnonzero(wrong)
+    if bad.size:
+        tracklet, row = int(owner[bad[0]]), int(rows[bad[0]])
         raise DatasetFormatError(
-            f"{info_path}: row {row + 1} says camera {info[row, 3]} but {frames.path} row {index[wrong[0]] + 1} "
-            f"({frames.names[index[wrong[0]]]}) is from another camera; the two files do not belong together"
+            f"{info_path}: row {tracklet + 1} {info[tracklet].tolist()} spans {frames.path} row {row + 1} "
+            f"({frames.names[row]}), another person or camera; the two files do not belong together"
         )
 
 
-def temporal_order(frame_numbers: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """Permutation of the name rows that sorts every tracklet's range by frame number.
+def unsorted_tracklets(frame_numbers: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """(T,) bool: which [start, end) ranges are not in frame-number order.
 
-    The name lists are already in order in the published files, so this is the identity there; only the ranges
-    with a descending step (found with one vectorised diff) are sorted.
+    The published name lists are already in order, so this is all False there; one vectorised diff finds the
+    descending steps and counts them per range.
     """
-    order = np.arange(len(frame_numbers))
-    descending = np.flatnonzero(np.diff(frame_numbers) < 0) + 1  # rows that come before their predecessor
-    if descending.size == 0:
-        return order
-    starts, ends = ranges[:, 0], ranges[:, 1]
-    inside = np.searchsorted(descending, ends, "left") - np.searchsorted(descending, starts, "right")
-    for start, end in ranges[inside > 0]:
-        order[start:end] = start + np.argsort(frame_numbers[start:end], kind="stable")
-    return order
+    descending = np.flatnonzero(np.diff(frame_numbers) < 0) + 1  # rows smaller than the row before them
+    inside = np.searchsorted(descending, ranges[:, 1], "left") - np.searchsorted(descending, ranges[:, 0], "right")
+    return inside > 0
 
 
-def build_tracklets(info: np.ndarray, frames: FrameNames, image_dir: Path) -> list[Tracklet]:
+def frame_paths(frames: FrameNames, image_dir: Path) -> list[str]:
+    """``<image_dir>/<pid4>/<name>`` for every row of a name list, built once per list."""
     prefix = str(image_dir) + os.sep
-    paths = [f"{prefix}{name[:4]}{os.sep}{name}" for name in frames.names]
-    order = temporal_order(frames.frame_numbers, info[:, :2])
+    return [f"{prefix}{name[:4]}{os.sep}{name}" for name in frames.names]
+
+
+def build_tracklets(info: np.ndarray, frames: FrameNames, paths: list[str]) -> list[Tracklet]:
+    unsorted = unsorted_tracklets(frames.frame_numbers, info[:, :2])
     tracklets = []
-    for start, end, pid, camera in info.tolist():
+    for (start, end, pid, camera), needs_sort in zip(info.tolist(), unsorted.tolist()):
         if pid == JUNK_PID:
             continue
-        rows = order[start:end]
-        if rows[0] == start and rows[-1] == end - 1 and np.all(np.diff(rows) == 1):
-            frame_paths = tuple(paths[start:end])
-        else:
-            frame_paths = tuple(paths[i] for i in rows)
-        tracklets.append(Tracklet(frames=frame_paths, pid=pid, camid=camera - 1))
+        tracklet_paths = paths[start:end]
+        if needs_sort:
+            order = np.argsort(frames.frame_numbers[start:end], kind="stable")
+            tracklet_paths = [tracklet_paths[i] for i in order]
+        tracklets.append(Tracklet(frames=tuple(tracklet_paths), pid=pid, camid=camera - 1))
     return tracklets
 
 
@@ -211,7 +220,7 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     entry = get_entry(NAME)
     base = find_dataset_dir(root, entry.folder, "info", NAME)
     info_dir = base / "info"
-    train_dir, test_dir = _required(base / "bbox_train"), _required(base / "bbox_test")
+    train_dir, test_dir = require_path(base / "bbox_train", NAME), require_path(base / "bbox_test", NAME)
 
     train_names = read_frame_names(info_dir / "train_name.txt")
     test_names = read_frame_names(info_dir / "test_name.txt")
@@ -224,11 +233,12 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     is_query = np.zeros(len(test_info), dtype=bool)
     is_query[query_rows] = True
     test_junk = int(np.count_nonzero(test_info[:, 2] == JUNK_PID))
+    test_paths = frame_paths(test_names, test_dir)
     return VideoReIDDataset(
         name=NAME,
-        train=build_tracklets(train_info, train_names, train_dir),
-        query=build_tracklets(test_info[query_rows], test_names, test_dir),
-        gallery=build_tracklets(test_info[~is_query], test_names, test_dir),
+        train=build_tracklets(train_info, train_names, frame_paths(train_names, train_dir)),
+        query=build_tracklets(test_info[query_rows], test_names, test_paths),
+        gallery=build_tracklets(test_info[~is_query], test_names, test_paths),
         root=str(base),
         notes={"junk_tracklets_dropped": int(np.count_nonzero(train_info[:, 2] == JUNK_PID)) + test_junk,
                "gallery": "test minus query (tfclip-mars ranks against query ∪ gallery)"},
