@@ -1,0 +1,110 @@
+"""The one interface every model implements, so the training harness knows nothing model-specific."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from vreid_bench.data import Tracklet
+from vreid_bench.models.clip_backbone import ClipBackboneConfig
+
+
+@dataclass
+class TrainingData:
+    """What the harness hands a model before training (:meth:`ReIDModel.prepare`).
+
+    ``labels[i]`` is the training label (0..num_ids-1) of ``tracklets[i]``; ``captions`` maps a training label
+    to the captions of that identity's tracklets (empty when the dataset has none). ``iter_clips(batch_size)``
+    yields ``(clips (B, T, 3, H, W) normalised float on the model's device, labels (B,), camids (B,),
+    tracklet_index (B,))`` over every training tracklet, with evaluation sampling and no augmentation: what
+    TF-CLIP's memory, CLIP-ReID's stage 1 and CG-CLIP's prototypes are computed from.
+    """
+
+    tracklets: list[Tracklet]
+    labels: list[int]
+    num_ids: int
+    num_cams: int
+    captions: dict[int, list[str]]
+    iter_clips: Callable[[int], Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]]
+    device: torch.device
+
+
+class ReIDModel(nn.Module, abc.ABC):
+    """A video ReID model.
+
+    ``forward(clips (B, T, 3, H, W) normalised float, camids (B,) long)``: in eval mode the features
+    ``(B, feature_dim)`` (the harness L2-normalises them); in train mode a dict of named tensors that
+    :meth:`losses` turns into weighted loss terms, whose sum the harness minimises.
+    """
+
+    feature_dim: int
+
+    @abc.abstractmethod
+    def forward(self, clips: Tensor, camids: Tensor, labels: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        ...
+
+    @abc.abstractmethod
+    def losses(self, outputs: dict[str, Tensor], labels: Tensor) -> dict[str, Tensor]:
+        """Named, already weighted loss terms; the total loss is their sum."""
+
+    def prepare(self, data: TrainingData) -> None:
+        """Work done once before training from the whole training set (memories, prototypes, prompt stages)."""
+
+    def training_stages(self) -> list[str]:
+        """Names of the training stages the model runs through; most models have one."""
+        return ["main"]
+
+    def lr_scale(self, parameter_name: str) -> float:
+        """Learning-rate multiplier of one parameter, for models whose new modules learn faster than the backbone."""
+        return 1.0
+
+    def param_groups(self, lr: float, weight_decay: float, bias_lr_factor: float = 2.0) -> list[dict]:
+        """Optimiser parameter groups: biases at ``bias_lr_factor × lr``, as TF-CLIP and CLIP-ReID train.
+
+        A bias is any parameter whose name ends in ``bias`` (attention ``in_proj_bias`` included); norm weights
+        are not special-cased. Weight decay is the same for every group (the references set
+        ``WEIGHT_DECAY_BIAS = WEIGHT_DECAY``). Frozen parameters are left out; groups come in a fixed order.
+        """
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, parameter in self.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            scale = self.lr_scale(name) * (bias_lr_factor if name.endswith("bias") else 1.0)
+            groups.setdefault(scale, []).append(parameter)
+        return [{"params": params, "lr": lr * scale, "weight_decay": weight_decay} for scale, params in groups.items()]
+
+
+@dataclass
+class ClipModelConfig:
+    """Settings every CLIP-based model shares; model configs extend it.
+
+    ``backbone``: ``"ViT-B-16"`` (default) or ``"tiny"`` for tests. The camera embedding is added to the class
+    token (cameras × width, std 0.02, times ``camera_scale``). ``pos_embed_interpolation`` resizes CLIP's 14×14
+    positional grid to the input's patch grid.
+    """
+
+    backbone: str = "ViT-B-16"
+    camera_embedding: bool = True
+    camera_scale: float = 1.0
+    pos_embed_interpolation: str = "bicubic"
+
+    def backbone_config(self, image_size: tuple[int, int], text: bool) -> ClipBackboneConfig:
+        return ClipBackboneConfig(
+            name=self.backbone,
+            image_size=tuple(image_size),  # type: ignore[arg-type]
+            camera_embedding=self.camera_embedding,
+            camera_scale=self.camera_scale,
+            text=text,
+            pos_embed_interpolation=self.pos_embed_interpolation,
+        )
+
+
+def clip_frames(clips: Tensor, camids: Tensor) -> tuple[Tensor, Tensor]:
+    """``(B, T, 3, H, W), (B,) -> (B*T, 3, H, W), (B*T,)``: frames for an image encoder, each with its camera."""
+    batch, length = clips.shape[:2]
+    frames = clips.reshape(batch * length, *clips.shape[2:])
+    return frames, camids.repeat_interleave(length)
