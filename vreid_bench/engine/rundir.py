@@ -1,0 +1,208 @@
+"""The run directory: everything a run leaves behind, and where it goes.
+
+Layout::
+
+    <out>/<dataset name>/<model>-<protocol name>-<config hash>/
+      config.yaml      model, model_overrides, seed, dataset {name, source, root, fingerprint}, protocol, train
+      log.jsonl        one JSON object per training step, epoch and intermediate evaluation
+      checkpoint.pt    resumable state, rewritten atomically after each epoch (removed at the end unless kept)
+      model.pt         final weights (state dict), what ``vreid eval`` loads
+      metrics.json     written last: a run without it did not finish
+
+The folder name is a function of the configuration (model, overrides, training settings, protocol hash,
+dataset fingerprint), so ``vreid compare`` can find a finished run and skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from vreid_bench.data import VideoReIDDataset
+from vreid_bench.engine.config import TrainConfig, config_from_dict
+from vreid_bench.errors import ConfigError, DatasetNotFoundError
+from vreid_bench.io import atomic_write_json, atomic_write_text
+from vreid_bench.protocol import Protocol
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "log.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """Which dataset a run used and how to load it again."""
+
+    name: str
+    source: str  # registered name or dataset directory, as given to ``vreid_bench.datasets.load``
+    root: str | None = None
+    fingerprint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # loader options, e.g. the split of iLIDS-VID
+
+    @classmethod
+    def of(cls, dataset: VideoReIDDataset, source: str | None = None, root: str | None = None) -> "DatasetRecord":
+        """Without ``source``, a dataset with a manifest is found again by its directory, others by name."""
+        if source is None:
+            has_manifest = dataset.root is not None and (Path(dataset.root) / "manifest.json").is_file()
+            source = str(Path(dataset.root).resolve()) if has_manifest else dataset.name
+            root = root if root is not None else dataset.root
+        root = str(Path(root).resolve()) if root is not None else None
+        options = {"split": dataset.notes["split"]} if "split" in dataset.notes else {}
+        return cls(name=dataset.name, source=source, root=root, fingerprint=dataset.fingerprint, options=options)
+
+    def load(self) -> VideoReIDDataset:
+        from vreid_bench.datasets import load
+
+        dataset = load(self.source, root=self.root, **self.options)
+        if self.fingerprint and dataset.fingerprint and dataset.fingerprint != self.fingerprint:
+            raise DatasetNotFoundError(
+                f"dataset {self.name!r} at {self.source} has changed since this run (fingerprint "
+                f"{dataset.fingerprint[:12]}, the run used {self.fingerprint[:12]}); restore that version or "
+                "train again"
+            )
+        return dataset
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What ``config.yaml`` holds: enough to name, repeat and re-evaluate the run."""
+
+    model: str
+    dataset: DatasetRecord
+    protocol: Protocol
+    config: TrainConfig
+
+    def identity_hash(self) -> str:
+        """Short hash of everything that decides the result; names the run directory."""
+        payload = {
+            "model": self.model,
+            "train": self.config.identity(),
+            "protocol": self.protocol.hash(),
+            "dataset": [self.dataset.fingerprint or self.dataset.name, self.dataset.options],
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        train = self.config.to_dict()
+        overrides, seed = train.pop("model"), train.pop("seed")
+        return {
+            "model": self.model,
+            "model_overrides": overrides,
+            "seed": seed,
+            "dataset": {"name": self.dataset.name, "source": self.dataset.source, "root": self.dataset.root,
+                        "fingerprint": self.dataset.fingerprint, "options": self.dataset.options},
+            "protocol": self.protocol.to_dict(),
+            "train": train,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+        train = {**data["train"], "model": data.get("model_overrides") or {}, "seed": data["seed"]}
+        return cls(
+            model=str(data["model"]),
+            dataset=DatasetRecord(**data["dataset"]),
+            protocol=Protocol.from_dict(data["protocol"]),
+            config=config_from_dict(train),
+        )
+
+
+def run_dir_for(out: str | os.PathLike[str], record: RunRecord) -> Path:
+    """``<out>/<dataset>/<model>-<protocol>-<hash>``: the same configuration always lands in the same folder."""
+    safe_dataset = record.dataset.name.replace(os.sep, "_")
+    return Path(out) / safe_dataset / f"{record.model}-{record.protocol.name}-{record.identity_hash()}"
+
+
+def write_run_config(run_dir: Path, record: RunRecord) -> None:
+    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(record.to_dict(), sort_keys=False))
+
+
+def read_run_config(run_dir: str | os.PathLike[str]) -> RunRecord:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); give the folder "
+                                   "`vreid run` printed")
+    try:
+        return RunRecord.from_dict(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid run config ({exc}); train the run again") from None
+
+
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    atomic_write_json(path, metrics)
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    path = Path(run_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def is_finished(run_dir: str | os.PathLike[str]) -> bool:
+    return (Path(run_dir) / METRICS_FILE).is_file()
+
+
+def save_torch_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` through a temporary sibling renamed into place: a crash never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JsonLog:
+    """Append-only JSON-lines log, flushed per line so that a crash loses at most the line being written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, **record: Any) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.path.is_file():
+            return
+        with self.path.open() as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+
+    def truncate_to_epoch(self, epoch: int) -> None:
+        """Drop the lines of epochs from ``epoch`` on: those a resumed run writes again."""
+        kept = [r for r in self.records() if r.get("epoch", -1) < epoch]
+        atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def git_revision() -> str | None:
+    """The toolkit's commit (``-dirty`` with uncommitted changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    dirty = status.returncode == 0 and bool(status.stdout.strip())
+    return rev.stdout.strip() + ("-dirty" if dirty else "")

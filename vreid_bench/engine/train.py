@@ -1,0 +1,500 @@
+"""One training and evaluation loop for every model.
+
+The loop knows nothing model-specific: the model maps clips to what its ``losses`` need, names its loss terms,
+builds its own optimizer groups and its pre-training state (``prepare``). What the loop owns is what makes two
+runs comparable and repeatable: P×K batches of restricted-random clips, the warm-up/step (or cosine) schedule,
+a checkpoint after every epoch from which ``resume`` continues exactly as if never stopped, evaluation through
+the protocol, and a run directory the leaderboard reads.
+
+Determinism: the model is built and prepared after seeding with ``config.seed``; each process then draws from
+its own stream (seed + rank); data-loader workers are seeded per epoch. The checkpoint stores every process's
+random state (torch, CUDA, NumPy, Python), so a resumed run draws the same numbers as an uninterrupted one.
+On resume ``prepare`` runs again (it may build state the weights do not hold) and the checkpoint is loaded after it.
+
+Under ``torchrun`` each process takes its share of every global P×K batch and DDP averages the gradients, so
+with per-sample-mean losses a step equals the single-process step on the same global batch. Two things differ
+by nature: batch-hard triplet mining sees only the process's share, and BatchNorm statistics are per process
+unless converted to SyncBatchNorm (done on GPUs when ``sync_bn``; PyTorch's SyncBatchNorm has no CPU kernel).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from vreid_bench.clips import TrainClips, normalize_clips
+from vreid_bench.data import VideoReIDDataset
+from vreid_bench.engine.config import TrainConfig, apply_protocol_overrides
+from vreid_bench.engine.distributed import DistContext, distributed_context
+from vreid_bench.engine.features import Features, autocast, extract_features, iter_tracklet_clips, progress_bar
+from vreid_bench.engine.rundir import (
+    CHECKPOINT_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    DatasetRecord,
+    JsonLog,
+    RunRecord,
+    git_revision,
+    is_finished,
+    read_metrics,
+    read_run_config,
+    run_dir_for,
+    save_torch_atomic,
+    write_metrics,
+    write_run_config,
+)
+from vreid_bench.errors import ConfigError, DatasetFormatError
+from vreid_bench.evaluation import evaluate_features
+from vreid_bench.metrics import RankResult
+from vreid_bench.models.base import ReIDModel, TrainingData
+from vreid_bench.profiling import model_cost
+from vreid_bench.protocol import Protocol, get_protocol
+from vreid_bench.sampling import IdentityBatchSampler
+
+ModelFactory = Callable[..., ReIDModel]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]  # the content of metrics.json
+
+
+def default_model_factory(name: str, **kwargs: Any) -> ReIDModel:
+    from vreid_bench.models import create
+
+    return create(name, **kwargs)
+
+
+def lr_factor(epoch: int, config: TrainConfig) -> float:
+    """Multiplier of the base learning rate during ``epoch`` (0-based).
+
+    Linear warm-up from ``warmup_factor`` over ``warmup_epochs``, then ×``gamma`` at each milestone (the
+    warm-up multiplies the step factor, as in CLIP-ReID's WarmupMultiStepLR), or a half cosine to zero.
+    """
+    if epoch < config.warmup_epochs:
+        alpha = epoch / config.warmup_epochs
+        warm = config.warmup_factor * (1 - alpha) + alpha
+    else:
+        warm = 1.0
+    if config.scheduler == "step":
+        return warm * config.gamma ** bisect_right(config.milestones, epoch)
+    if epoch < config.warmup_epochs:
+        return warm
+    done = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
+    return 0.5 * (1 + math.cos(math.pi * done))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def capture_rng() -> dict[str, Any]:
+    """This process's random state, in types ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_worker(worker_id: int) -> None:
+    """DataLoader workers get torch seeds from the loader's generator; NumPy and Python follow them."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _loader_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch) * 1_009 + rank
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or config.amp == "off":
+        return None
+    if config.amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("amp=bf16 but this GPU has no bfloat16 support; use --set amp=fp16")
+    return torch.bfloat16 if config.amp == "bf16" else torch.float16
+
+
+def build_training_data(dataset: VideoReIDDataset, protocol: Protocol, device: torch.device,
+                        workers: int) -> TrainingData:
+    """What ``model.prepare`` sees: training tracklets, labels, captions per identity, a clip iterator."""
+    labels = dataset.train_labels().tolist()
+    captions: dict[int, list[str]] = {label: [] for label in range(dataset.num_train_pids)}
+    for tracklet, label in zip(dataset.train, labels):
+        if tracklet.caption:
+            captions[label].append(tracklet.caption)
+    return TrainingData(
+        tracklets=list(dataset.train), labels=labels, num_ids=dataset.num_train_pids, num_cams=dataset.num_cams,
+        captions=captions, iter_clips=partial(iter_tracklet_clips, dataset.train, labels, protocol, device,
+                                              workers=workers),
+        device=device,
+    )
+
+
+@dataclass
+class _Trainer:
+    """The state of one training run in one process."""
+
+    model: ReIDModel
+    network: nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler: IdentityBatchSampler
+    loader: DataLoader
+    loader_generator: torch.Generator
+    protocol: Protocol
+    config: TrainConfig
+    ctx: DistContext
+    amp_dtype: torch.dtype | None
+    log: JsonLog
+    global_step: int = 0
+
+    def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
+        self.sampler.set_epoch(epoch)
+        self.loader_generator.manual_seed(_loader_seed(self.config.seed, epoch, self.ctx.rank))
+        self.network.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        task = progress.add_task(f"epoch {epoch + 1}/{self.config.epochs}", total=len(self.loader), info="")
+        totals: dict[str, float] = {}
+        steps, epoch_start = 0, time.perf_counter()
+        for clips, labels, camids, _ in self.loader:
+            step_start = time.perf_counter()
+            terms = self.train_step(clips, labels, camids, epoch)
+            for key, value in terms.items():
+                totals[key] = totals.get(key, 0.0) + value
+            steps += 1
+            self.global_step += 1
+            if self.ctx.is_main:
+                self.log.write(event="step", epoch=epoch, step=self.global_step, lr=lr,
+                               seconds=round(time.perf_counter() - step_start, 4), **terms)
+            progress.update(task, advance=1, info=f"loss {terms['loss']:.4f}  lr {lr:.2e}")
+        self.scheduler.step()
+        means = {key: value / steps for key, value in totals.items()}
+        if self.ctx.is_main:
+            self.log.write(event="epoch", epoch=epoch, step=self.global_step, lr=lr, steps=steps,
+                           seconds=round(time.perf_counter() - epoch_start, 3), **means)
+        return means
+
+    def train_step(self, clips: torch.Tensor, labels: torch.Tensor, camids: torch.Tensor,
+                   epoch: int) -> dict[str, float]:
+        device = self.ctx.device
+        inputs = normalize_clips(clips, self.protocol, device)  # (B, T, 3, H, W) uint8 -> normalised float
+        labels, camids = labels.to(device), camids.to(device)
+        with autocast(device, self.amp_dtype):
+            outputs = self.network(inputs, camids, labels)
+            terms = self.model.losses(outputs, labels)
+        loss = torch.stack([t.float() for t in terms.values()]).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values = self.ctx.mean(torch.stack([loss.detach(), *(t.detach().float() for t in terms.values())]))
+        reported = dict(zip(["loss", *terms], values.tolist()))
+        if not math.isfinite(reported["loss"]):
+            raise ConfigError(f"the loss became {reported['loss']} in epoch {epoch + 1} (step {self.global_step + 1});"
+                              " lower lr or set grad_clip")
+        return reported
+
+    def state(self, epoch: int, elapsed_s: float) -> dict[str, Any]:
+        """The resumable checkpoint after ``epoch``; every process's random state is gathered into it."""
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler_epoch": self.sampler.epoch,
+            "global_step": self.global_step,
+            "elapsed_s": elapsed_s,
+            "world_size": self.ctx.world_size,
+            "rng": self.ctx.gather_objects(capture_rng()),
+        }
+
+    def load_state(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.sampler.set_epoch(checkpoint["sampler_epoch"])
+        self.global_step = checkpoint["global_step"]
+        states = checkpoint["rng"]
+        if len(states) == self.ctx.world_size:
+            restore_rng(states[self.ctx.rank])
+        else:
+            warnings.warn(f"the checkpoint was written by {len(states)} processes, this run has "
+                          f"{self.ctx.world_size}: random streams restart, so the resumed run is not bit-identical",
+                          stacklevel=2)
+            seed_everything(_loader_seed(self.config.seed, checkpoint["epoch"] + 1, self.ctx.rank))
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if is_finished(run_dir) and not resume:
+        raise ConfigError(f"{run_dir} already holds a finished run ({METRICS_FILE}); re-evaluate it with "
+                          f"`vreid eval {run_dir}`, or delete the folder to train again")
+    if (run_dir / CHECKPOINT_FILE).exists() and not resume:
+        raise ConfigError(f"{run_dir} holds an unfinished run; continue it with --resume, or delete the folder "
+                          "to start over")
+
+
+def _wrap(model: nn.Module, ctx: DistContext, config: TrainConfig) -> nn.Module:
+    if not ctx.distributed:
+        return model
+    if ctx.device.type == "cuda" and config.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    # A static graph lets DDP skip parameters a model leaves unused in training (ablations switched off,
+    # parameters trained only in ``prepare``) without tracing the graph at every step.
+    return DistributedDataParallel(model, device_ids=device_ids, static_graph=True)
+
+
+def _build_trainer(model: ReIDModel, dataset: VideoReIDDataset, protocol: Protocol, config: TrainConfig,
+                   ctx: DistContext, log: JsonLog) -> _Trainer:
+    labels = dataset.train_labels().tolist()
+    sampler = IdentityBatchSampler(labels, protocol.num_ids_per_batch, protocol.num_tracklets_per_id,
+                                   seed=config.seed, num_replicas=ctx.world_size, rank=ctx.rank)
+    generator = torch.Generator()
+    loader = DataLoader(
+        TrainClips(dataset.train, labels, protocol),
+        batch_size=protocol.num_ids_per_batch * protocol.num_tracklets_per_id // ctx.world_size,
+        sampler=sampler, num_workers=config.workers, generator=generator, worker_init_fn=_seed_worker,
+        pin_memory=ctx.device.type == "cuda", drop_last=False,
+    )
+    optimizer = torch.optim.Adam(model.param_groups(config.lr, config.weight_decay, config.bias_lr_factor))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, config=config))
+    amp_dtype = _amp_dtype(config, ctx.device)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
+    return _Trainer(model=model, network=_wrap(model, ctx, config), optimizer=optimizer, scheduler=scheduler,
+                    scaler=scaler, sampler=sampler, loader=loader, loader_generator=generator, protocol=protocol,
+                    config=config, ctx=ctx, amp_dtype=amp_dtype, log=log)
+
+
+def _create_model(factory: ModelFactory, name: str, dataset: VideoReIDDataset, protocol: Protocol,
+                  config: TrainConfig, pretrained: str | None) -> ReIDModel:
+    return factory(name, num_ids=dataset.num_train_pids, num_cams=dataset.num_cams, pretrained=pretrained,
+                   image_size=(protocol.height, protocol.width), seq_len=protocol.seq_len, **config.model)
+
+
+def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, protocol: Protocol, ctx: DistContext,
+                   batch_size: int, workers: int, amp_dtype: torch.dtype | None,
+                   progress: Progress | None) -> tuple[RankResult | None, Features]:
+    """Query and gallery features under ``protocol`` and, on rank 0, their ranking metrics."""
+    tracklets = [*dataset.query, *dataset.gallery]
+    features = extract_features(model, tracklets, protocol, ctx.device, ctx, batch_size=batch_size,
+                                workers=workers, amp_dtype=amp_dtype, progress=progress)
+    if not ctx.is_main:
+        return None, features
+    num_query = len(dataset.query)
+    result = evaluate_features(features.features[:num_query], features.features[num_query:], dataset.query,
+                               dataset.gallery, protocol)
+    return result, features
+
+
+def device_description(ctx: DistContext) -> str:
+    if ctx.device.type == "cuda":
+        name = f"cuda ({torch.cuda.get_device_name(ctx.device)})"
+    else:
+        name = f"cpu ({torch.get_num_threads()} threads)"
+    return f"{name} ×{ctx.world_size}" if ctx.distributed else name
+
+
+def rank_metrics(result: RankResult) -> dict[str, Any]:
+    return {"mAP": result.mAP, "cmc": [float(x) for x in result.cmc], "mINP": result.mINP,
+            "num_valid_queries": result.num_valid_queries, "num_skipped_queries": result.num_skipped_queries}
+
+
+def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol, config: TrainConfig,
+                 out_dir: str | Path, resume: bool = False, progress: bool = True,
+                 dataset_record: DatasetRecord | None = None, model_factory: ModelFactory | None = None) -> RunResult:
+    """Train ``model_name`` on ``dataset``, evaluate it under ``protocol`` and write its run directory.
+
+    ``config.protocol`` changes fields of ``protocol``; ``dataset_record`` says how to load the dataset again
+    (default: its directory or registered name). ``resume`` continues from the run's checkpoint (a finished run
+    is returned as it is; with no checkpoint the run starts from scratch). ``model_factory`` replaces the model
+    registry (tests, embedding applications).
+    """
+    protocol = apply_protocol_overrides(protocol, config.protocol)
+    if not dataset.train:
+        raise DatasetFormatError(f"dataset {dataset.name!r} has no training tracklets; train on a dataset with a "
+                                 "train split")
+    record = RunRecord(model=model_name, dataset=dataset_record or DatasetRecord.of(dataset), protocol=protocol,
+                       config=config)
+    run_dir = run_dir_for(out_dir, record)
+    _check_run_dir(run_dir, resume)
+    if resume and is_finished(run_dir):
+        return RunResult(run_dir=run_dir, metrics=read_metrics(run_dir) or {})
+    start = time.perf_counter()
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    with distributed_context(config.device) as ctx:
+        checkpoint = None
+        if resume and checkpoint_path.is_file():
+            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        log = JsonLog(run_dir / LOG_FILE)
+        if ctx.is_main:
+            write_run_config(run_dir, record)
+            log.truncate_to_epoch(checkpoint["epoch"] + 1 if checkpoint else 0)
+        trainer = _start_training(model_factory or default_model_factory, model_name, dataset, protocol, config,
+                                  ctx, log)
+        first_epoch, elapsed_before = 0, 0.0
+        if checkpoint is not None:
+            trainer.load_state(checkpoint)
+            first_epoch, elapsed_before = checkpoint["epoch"] + 1, checkpoint["elapsed_s"]
+            del checkpoint
+
+        def elapsed() -> float:
+            return elapsed_before + time.perf_counter() - start
+
+        with progress_bar(progress and ctx.is_main) as bar:
+            for epoch in range(first_epoch, config.epochs):
+                trainer.train_epoch(epoch, bar)
+                state = trainer.state(epoch, elapsed())
+                if ctx.is_main:
+                    save_torch_atomic(state, checkpoint_path)
+                del state
+                if config.eval_every and (epoch + 1) % config.eval_every == 0 and epoch + 1 < config.epochs:
+                    _intermediate_eval(trainer, dataset, bar, epoch)
+            result, features = evaluate_model(trainer.model, dataset, protocol, ctx, config.eval_batch_size,
+                                              config.workers, trainer.amp_dtype, bar)
+        metrics: dict[str, Any] = {}
+        if result is not None:  # rank 0
+            metrics = _final_metrics(trainer.model, record, result, features, ctx, elapsed())
+            _write_results(run_dir, trainer.model, metrics, keep_checkpoint=config.keep_checkpoint)
+        metrics = ctx.broadcast_object(metrics)
+    return RunResult(run_dir=run_dir, metrics=metrics)
+
+
+def _start_training(factory: ModelFactory, model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
+                    config: TrainConfig, ctx: DistContext, log: JsonLog) -> _Trainer:
+    """Build and prepare the model from ``config.seed``, then give each process its own random stream."""
+    seed_everything(config.seed)
+    model = _create_model(factory, model_name, dataset, protocol, config, config.pretrained).to(ctx.device)
+    model.prepare(build_training_data(dataset, protocol, ctx.device, config.workers))
+    seed_everything(config.seed + ctx.rank)
+    return _build_trainer(model, dataset, protocol, config, ctx, log)
+
+
+def _final_metrics(model: ReIDModel, record: RunRecord, result: RankResult, features: Features,
+                   ctx: DistContext, wall_s: float | None) -> dict[str, Any]:
+    protocol = record.protocol
+    cost = model_cost(model, protocol.seq_len, (protocol.height, protocol.width))
+    return {
+        "model": record.model, "dataset": record.dataset.name, "dataset_fingerprint": record.dataset.fingerprint,
+        "protocol": protocol.name, "protocol_hash": protocol.hash(), **rank_metrics(result),
+        "params": cost.params, "gflops_per_clip": cost.gflops_per_clip, "clips_per_s": features.clips_per_s,
+        "seed": record.config.seed, "git_rev": git_revision(), "wall_s": wall_s, "epochs": record.config.epochs,
+        "device": device_description(ctx),
+    }
+
+
+def _write_results(run_dir: Path, model: ReIDModel, metrics: dict[str, Any], keep_checkpoint: bool) -> None:
+    """Final weights, then metrics.json (the mark of a finished run), then drop the resumable checkpoint."""
+    save_torch_atomic(model.state_dict(), run_dir / WEIGHTS_FILE)
+    write_metrics(run_dir / METRICS_FILE, metrics)
+    if not keep_checkpoint:
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def _intermediate_eval(trainer: _Trainer, dataset: VideoReIDDataset, bar: Progress, epoch: int) -> None:
+    result, _ = evaluate_model(trainer.model, dataset, trainer.protocol, trainer.ctx, trainer.config.eval_batch_size,
+                               trainer.config.workers, trainer.amp_dtype, bar)
+    if result is not None:
+        trainer.log.write(event="eval", epoch=epoch, step=trainer.global_step, mAP=result.mAP,
+                          R1=float(result.cmc[0]), mINP=result.mINP)
+
+
+def _protocol_for_run(name: str, record: RunRecord) -> Protocol:
+    """A named protocol with the run's own protocol changes applied; its input must be what the model learned."""
+    protocol = apply_protocol_overrides(get_protocol(name), record.config.protocol)
+    trained = record.protocol
+    if (protocol.height, protocol.width, protocol.seq_len) != (trained.height, trained.width, trained.seq_len):
+        raise ConfigError(
+            f"protocol {name} feeds {protocol.height}×{protocol.width} clips of {protocol.seq_len} frames but the "
+            f"model was trained on {trained.height}×{trained.width}×{trained.seq_len}; evaluate under a protocol "
+            "with the same input size"
+        )
+    return protocol
+
+
+def _load_trained_model(factory: ModelFactory, record: RunRecord, dataset: VideoReIDDataset, weights: Path,
+                        device: torch.device) -> ReIDModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no pretrained weights on purpose: the run's weights replace them
+        model = _create_model(factory, record.model, dataset, record.protocol, record.config, pretrained="none")
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.to(device)
+
+
+def eval_run(run_dir: str | Path, protocol_name: str | None = None, device: str = "auto", progress: bool = True,
+             model_factory: ModelFactory | None = None) -> dict[str, Any]:
+    """Evaluate a finished run's weights again, under its own protocol or ``protocol_name``.
+
+    Its own protocol rewrites ``metrics.json`` (training fields such as ``wall_s`` kept); another writes
+    ``metrics-<protocol>.json`` beside it.
+    """
+    run_dir = Path(run_dir)
+    record = read_run_config(run_dir)
+    weights = run_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ConfigError(f"{run_dir} has no {WEIGHTS_FILE}: the run did not finish; continue it with the same "
+                          "`vreid run` command and --resume")
+    protocol = record.protocol if protocol_name is None else _protocol_for_run(protocol_name, record)
+    dataset = record.dataset.load()
+    config = record.config
+    start = time.perf_counter()
+    with distributed_context(device) as ctx:
+        model = _load_trained_model(model_factory or default_model_factory, record, dataset, weights, ctx.device)
+        with progress_bar(progress and ctx.is_main) as bar:
+            result, features = evaluate_model(model, dataset, protocol, ctx, config.eval_batch_size, config.workers,
+                                              _amp_dtype(config, ctx.device), bar)
+        metrics: dict[str, Any] = {}
+        if result is not None:  # rank 0
+            trained = read_metrics(run_dir) or {}
+            metrics = {
+                **_final_metrics(model, replace(record, protocol=protocol), result, features, ctx,
+                                 wall_s=trained.get("wall_s")),
+                "git_rev": trained.get("git_rev"), "device": trained.get("device"),
+                "eval_device": device_description(ctx), "eval_git_rev": git_revision(),
+                "eval_wall_s": time.perf_counter() - start,
+            }
+            own = protocol.hash() == record.protocol.hash()
+            write_metrics(run_dir / (METRICS_FILE if own else f"metrics-{protocol.name}.json"), metrics)
+        metrics = ctx.broadcast_object(metrics)
+    return metrics
