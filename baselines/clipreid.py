@@ -47,6 +47,7 @@ from vreid_bench.models.base import ClipModelConfig, ReIDModel, TrainingData, cl
 from vreid_bench.models.clip_backbone import ClipBackbone, ClipTokens, tokenize
 from vreid_bench.models.configs import default_pretrained
 from vreid_bench.models.heads import BNNeck
+from vreid_bench.models.layers import is_main_process
 from vreid_bench.models.losses import batch_hard_triplet, label_smoothed_cross_entropy, supervised_contrastive
 
 PLACEHOLDER = "X"
@@ -268,7 +269,7 @@ class CLIPReID(ReIDModel):
         context.requires_grad_(True)
         optimizer = torch.optim.Adam([context], lr=c.stage1_lr, weight_decay=c.stage1_weight_decay)
         epoch_losses: list[float] = []
-        with progress_bar(_is_main_process()) as bar:
+        with progress_bar(is_main_process()) as bar:
             task = bar.add_task("CLIP-ReID stage 1 (prompts)", total=c.stage1_epochs, info="")
             for epoch in range(1, c.stage1_epochs + 1):
                 for group in optimizer.param_groups:
@@ -314,9 +315,6 @@ def _frame_mean(tokens: ClipTokens, batch: int, length: int) -> tuple[Tensor, Te
     """Class token ``(B*T, width) -> (B, width)`` and projected feature ``(B*T, E) -> (B, E)``, averaged over time."""
     return tokens.cls.view(batch, length, -1).mean(1), tokens.projected.view(batch, length, -1).mean(1)
 
-
-def _is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def create(config: CLIPReIDConfig, *, num_ids: int, num_cams: int, pretrained: str | None,

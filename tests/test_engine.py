@@ -202,6 +202,22 @@ def test_a_finished_run_is_not_trained_again(trained, dataset_dir):
     assert again.metrics == result.metrics
 
 
+def test_a_model_that_refuses_the_dataset_leaves_no_run_directory(dataset_dir, tmp_path):
+    class Refusing(TinyReID):
+        def prepare(self, data):
+            raise ConfigError("this model needs captions")
+
+    def refusing_factory(name, **kwargs):
+        model = tiny_factory(name, **kwargs)
+        model.__class__ = Refusing
+        return model
+
+    with pytest.raises(ConfigError, match="needs captions"):
+        run_training("tiny", load(dataset_dir), get_protocol("vreid-p1"), small_config(), tmp_path, progress=False,
+                     model_factory=refusing_factory)
+    assert not any(tmp_path.rglob("*"))
+
+
 def test_eval_run_reproduces_the_metrics_and_writes_other_protocols_beside(trained):
     _, result = trained
     metrics = eval_run(result.run_dir, progress=False, model_factory=tiny_factory)

@@ -45,9 +45,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from vreid_bench import cli_caption, cli_data, cli_run
+    from vreid_bench import cli_build, cli_caption, cli_data, cli_run
 
-    for module in (cli_data, cli_caption, cli_run):
+    for module in (cli_data, cli_build, cli_caption, cli_run):
         module.register(app)
 
 

@@ -367,12 +367,15 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
         checkpoint = None
         if resume and checkpoint_path.is_file():
             checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        # The run directory is written only once the model is built and prepared, so a model that refuses the
+        # dataset (missing captions, say) leaves nothing behind.
+        model = _prepared_model(model_factory or default_model_factory, model_name, dataset, protocol, config, ctx)
         log = JsonLog(run_dir / LOG_FILE)
         if ctx.is_main:
             write_run_config(run_dir, record)
             log.truncate_to_epoch(checkpoint["epoch"] + 1 if checkpoint else 0)
-        trainer = _start_training(model_factory or default_model_factory, model_name, dataset, protocol, config,
-                                  ctx, log)
+        seed_everything(config.seed + ctx.rank)  # from here each process draws from its own stream
+        trainer = _build_trainer(model, dataset, protocol, config, ctx, log)
         first_epoch, elapsed_before = 0, 0.0
         if checkpoint is not None:
             trainer.load_state(checkpoint)
@@ -401,14 +404,13 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
     return RunResult(run_dir=run_dir, metrics=metrics)
 
 
-def _start_training(factory: ModelFactory, model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
-                    config: TrainConfig, ctx: DistContext, log: JsonLog) -> _Trainer:
-    """Build and prepare the model from ``config.seed``, then give each process its own random stream."""
+def _prepared_model(factory: ModelFactory, model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
+                    config: TrainConfig, ctx: DistContext) -> ReIDModel:
+    """Build and prepare the model from ``config.seed`` (the same in every process)."""
     seed_everything(config.seed)
     model = _create_model(factory, model_name, dataset, protocol, config, config.pretrained).to(ctx.device)
     model.prepare(build_training_data(dataset, protocol, ctx.device, config.workers))
-    seed_everything(config.seed + ctx.rank)
-    return _build_trainer(model, dataset, protocol, config, ctx, log)
+    return model
 
 
 def _final_metrics(model: ReIDModel, record: RunRecord, result: RankResult, features: Features,

@@ -1,0 +1,288 @@
+"""Recipe ``vreid-build-1``: how annotated boxes become a video-ReID dataset.
+
+Everything here is pure array work on a :class:`~builders.mot.TrackTable` (no files), so the rules can be read,
+tested and changed in one place, and the same curation serves ground truth and, later, tracker output.
+
+Order of the rules, per video:
+
+1. drop boxes lower than ``min_box_height``, within ``border_margin`` px of the frame border (cut people), or
+   covered beyond ``max_overlap`` of their area by another box of the same frame (occluded people);
+2. split each track where more than ``max_gap`` frames are missing, and drop runs shorter than
+   ``min_track_frames``;
+3. pseudo-cameras: an identity's remaining frames are cut into ``segments`` equal time spans separated by
+   ``segment_gap_s`` seconds (frames in the gaps are dropped, so query and gallery are never near-duplicates);
+   the span index is the camera id. An identity too short for spans of ``min_track_frames`` stays whole on
+   camera 0;
+4. each run inside a span is a tracklet (again at least ``min_track_frames``), cut into consecutive near-equal
+   parts when longer than ``max_tracklet_frames``;
+5. train/test by the source's split (train -> train; val and test -> test, as the source's test labels are
+   hidden); sources without split lists send a seeded ``unsplit_test_fraction`` of their videos to test;
+6. test: identities whose tracklets sit on one camera only are dropped (counted), so that every query has a
+   true match on another camera; one tracklet per identity, chosen from the seed, is the query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from builders.mot import TrackTable
+from vreid_bench.errors import ConfigError
+
+RECIPE_NAME = "vreid-build-1"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Parameters of ``vreid-build-1``; all of them are recorded in the dataset's manifest."""
+
+    min_track_frames: int = 16  # shortest run and shortest tracklet kept
+    min_box_height: float = 64.0  # px at the source resolution
+    border_margin: int = 2  # px; boxes this close to a frame border are cut people
+    max_overlap: float = 0.5  # largest share of a box's area another box may cover
+    max_gap: int = 5  # missing frames bridged inside one run
+    segments: int = 2  # pseudo-cameras per identity
+    segment_gap_s: float = 1.0  # seconds of video dropped between pseudo-cameras
+    crop_margin: float = 0.1  # added on each side, as a fraction of the box's width and height
+    crop_size: tuple[int, int] = (256, 128)  # (height, width)
+    jpeg_quality: int = 95
+    max_tracklet_frames: int | None = None  # longer tracklets are cut into consecutive parts
+    unsplit_test_fraction: float = 0.5  # share of test videos where the source has no split lists
+    seed: int = 0  # query choice and the split of unsplit videos
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "crop_size", tuple(int(v) for v in self.crop_size))
+        checks = (
+            (self.min_track_frames >= 1, "min_track_frames", "use 1 or more"),
+            (self.min_box_height >= 0, "min_box_height", "use 0 or more pixels"),
+            (self.border_margin >= 0, "border_margin", "use 0 or more pixels"),
+            (0 < self.max_overlap <= 1, "max_overlap", "use a fraction in (0, 1]"),
+            (self.max_gap >= 0, "max_gap", "use 0 or more frames"),
+            (self.segments >= 1, "segments", "use 1 or more"),
+            (self.segment_gap_s >= 0, "segment_gap_s", "use 0 or more seconds"),
+            (0 <= self.crop_margin < 1, "crop_margin", "use a fraction in [0, 1)"),
+            (len(self.crop_size) == 2 and min(self.crop_size) >= 8, "crop_size", "use (height, width) of 8 px or more"),
+            (1 <= self.jpeg_quality <= 100, "jpeg_quality", "use 1..100"),
+            (self.max_tracklet_frames is None or self.max_tracklet_frames >= self.min_track_frames,
+             "max_tracklet_frames", f"use at least min_track_frames ({self.min_track_frames}) or none"),
+            (0 <= self.unsplit_test_fraction <= 1, "unsplit_test_fraction", "use a fraction in [0, 1]"),
+        )
+        for ok, name, fix in checks:
+            if not ok:
+                raise ConfigError(f"recipe {RECIPE_NAME}: {name}={getattr(self, name)!r} is invalid; {fix}")
+
+    def params(self) -> dict[str, object]:
+        """JSON-ready parameters, as recorded in the manifest and hashed into the fingerprint."""
+        params = dataclasses.asdict(self)
+        params["crop_size"] = list(self.crop_size)
+        return params
+
+    def segment_gap_frames(self, frame_rate: float) -> int:
+        return int(round(self.segment_gap_s * frame_rate))
+
+
+@dataclass(frozen=True)
+class CuratedTracklet:
+    """One tracklet after curation: ``frames`` (n,) int64 in time order, ``boxes`` (n, 4) left, top, w, h."""
+
+    track: int
+    camid: int
+    frames: np.ndarray
+    boxes: np.ndarray
+
+
+@dataclass(frozen=True)
+class PlannedTracklet:
+    """A tracklet with its place in the dataset (``split`` is train, query or gallery)."""
+
+    tracklet_id: str
+    pid: str
+    track: int
+    camid: int
+    split: str
+    frames: np.ndarray
+    boxes: np.ndarray
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """What one video contributes: its tracklets and the counts of what the rules removed."""
+
+    video: str
+    split: str  # train | test
+    tracklets: tuple[PlannedTracklet, ...]
+    counts: dict[str, int]
+
+
+# ------------------------------------------------------------------------------------------------ boxes
+
+
+def _corners(box: np.ndarray) -> np.ndarray:
+    """(N, 4) left, top, width, height -> (N, 4) x0, y0, x1, y1."""
+    return np.concatenate([box[:, :2], box[:, :2] + box[:, 2:]], axis=1)
+
+
+def small_boxes(table: TrackTable, min_height: float) -> np.ndarray:
+    return table.box[:, 3] < min_height
+
+
+def border_boxes(table: TrackTable, width: int, height: int, margin: int) -> np.ndarray:
+    """Boxes within ``margin`` px of the frame border: the person is likely cut by it."""
+    corners = _corners(table.box)
+    return ((corners[:, 0] < margin) | (corners[:, 1] < margin)
+            | (corners[:, 2] > width - margin) | (corners[:, 3] > height - margin))
+
+
+def covered_fraction(table: TrackTable) -> np.ndarray:
+    """(N,) largest fraction of each box's area that one other box of the same frame covers."""
+    fraction = np.zeros(len(table))
+    order = np.argsort(table.frame, kind="stable")
+    frames = table.frame[order]
+    corners = _corners(table.box[order])
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+    ends = np.r_[starts[1:], len(frames)]
+    for start, end in zip(starts, ends):
+        if end - start < 2:
+            continue
+        c = corners[start:end]  # (k, 4)
+        inter_w = np.clip(np.minimum(c[:, None, 2], c[None, :, 2]) - np.maximum(c[:, None, 0], c[None, :, 0]), 0, None)
+        inter_h = np.clip(np.minimum(c[:, None, 3], c[None, :, 3]) - np.maximum(c[:, None, 1], c[None, :, 1]), 0, None)
+        inter = inter_w * inter_h  # (k, k)
+        np.fill_diagonal(inter, 0.0)
+        area = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
+        fraction[order[start:end]] = np.divide(inter.max(axis=1), area, out=np.ones(end - start), where=area > 0)
+    return fraction
+
+
+def box_filter(table: TrackTable, width: int, height: int, recipe: Recipe) -> tuple[np.ndarray, dict[str, int]]:
+    """Mask of the boxes kept and how many each rule removed (a box counts under the first rule it breaks)."""
+    small = small_boxes(table, recipe.min_box_height)
+    border = border_boxes(table, width, height, recipe.border_margin) & ~small
+    overlap = (covered_fraction(table) > recipe.max_overlap) & ~small & ~border
+    keep = ~(small | border | overlap)
+    counts = {"boxes": len(table), "boxes_small": int(small.sum()), "boxes_border": int(border.sum()),
+              "boxes_overlapped": int(overlap.sum())}
+    return keep, counts
+
+
+# ------------------------------------------------------------------------------------------------ tracks
+
+
+def run_labels(frames: np.ndarray, max_gap: int) -> np.ndarray:
+    """(n,) sorted frames -> (n,) run index; a new run starts after more than ``max_gap`` missing frames."""
+    return np.r_[0, np.cumsum(np.diff(frames) > max_gap + 1)].astype(np.int64)
+
+
+def pseudo_cameras(frames: np.ndarray, segments: int, gap: int, min_frames: int) -> np.ndarray:
+    """(n,) sorted frames -> (n,) camera id per frame, -1 inside the gaps between segments."""
+    span = int(frames[-1] - frames[0] + 1)
+    segment_length = (span - (segments - 1) * gap) / segments
+    if segments == 1 or segment_length < min_frames:
+        return np.zeros(len(frames), dtype=np.int64)
+    period = segment_length + gap
+    offset = (frames - frames[0]).astype(np.float64)
+    segment = np.minimum(np.floor(offset / period), segments - 1)
+    in_gap = offset - segment * period >= segment_length
+    return np.where(in_gap, -1, segment).astype(np.int64)
+
+
+def cap_parts(n: int, cap: int | None) -> list[slice]:
+    """Consecutive near-equal parts of at most ``cap`` items (one part when there is no cap)."""
+    parts = 1 if cap is None else math.ceil(n / cap)
+    sizes = [n // parts + (index < n % parts) for index in range(parts)]  # the longer parts first
+    bounds = np.cumsum([0, *sizes])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _blocks(keys: np.ndarray) -> list[slice]:
+    """Slices of equal consecutive rows of ``keys`` (n, k)."""
+    change = np.flatnonzero(np.any(keys[1:] != keys[:-1], axis=1)) + 1
+    bounds = np.r_[0, change, len(keys)]
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def curate_track(track: int, frames: np.ndarray, boxes: np.ndarray, gap: int, recipe: Recipe) -> list[CuratedTracklet]:
+    """One identity's kept boxes (time order) -> its tracklets across the pseudo-cameras."""
+    runs = run_labels(frames, recipe.max_gap)
+    run_sizes = np.bincount(runs)
+    long_enough = run_sizes[runs] >= recipe.min_track_frames
+    frames, boxes, runs = frames[long_enough], boxes[long_enough], runs[long_enough]
+    if len(frames) == 0:
+        return []
+    cams = pseudo_cameras(frames, recipe.segments, gap, recipe.min_track_frames)
+    tracklets = []
+    for block in _blocks(np.stack([runs, cams], axis=1)):
+        camid = int(cams[block.start])
+        if camid < 0 or block.stop - block.start < recipe.min_track_frames:
+            continue
+        for part in cap_parts(block.stop - block.start, recipe.max_tracklet_frames):
+            piece = slice(block.start + part.start, block.start + part.stop)
+            tracklets.append(CuratedTracklet(track, camid, frames[piece], boxes[piece]))
+    return tracklets
+
+
+def curate(table: TrackTable, width: int, height: int, frame_rate: float,
+           recipe: Recipe) -> tuple[list[CuratedTracklet], dict[str, int]]:
+    """All tracklets of one video, in (track, time) order, and the counts of what the rules removed."""
+    keep, counts = box_filter(table, width, height, recipe)
+    kept = table.select(keep)
+    gap = recipe.segment_gap_frames(frame_rate)
+    tracklets: list[CuratedTracklet] = []
+    for block in _blocks(kept.track[:, None]) if len(kept) else []:
+        tracklets += curate_track(int(kept.track[block.start]), kept.frame[block], kept.box[block], gap, recipe)
+    counts["tracks"] = len(np.unique(table.track))
+    counts["tracks_kept"] = len({t.track for t in tracklets})
+    return tracklets, counts
+
+
+# ------------------------------------------------------------------------------------------------ splits
+
+
+def dataset_split(source_split: str | None) -> str | None:
+    """train -> train; val and test -> test (the source's own test labels are hidden); None stays unsplit."""
+    return None if source_split is None else ("train" if source_split == "train" else "test")
+
+
+def assign_splits(videos: list[tuple[str, str | None]], recipe: Recipe) -> dict[str, str]:
+    """Dataset split (train|test) of each (video, source split); unsplit videos by a seeded draw."""
+    splits = {video: dataset_split(source) for video, source in videos}
+    unsplit = sorted(video for video, split in splits.items() if split is None)
+    n_test = math.ceil(len(unsplit) * recipe.unsplit_test_fraction)
+    test = set(np.random.default_rng(recipe.seed).permutation(len(unsplit))[:n_test].tolist())
+    for index, video in enumerate(unsplit):
+        splits[video] = "test" if index in test else "train"
+    return splits
+
+
+def stable_choice(seed: int, key: str, n: int) -> int:
+    """An index in [0, n) that depends only on (seed, key): independent of processing order and platform."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def plan_video(video: str, split: str, tracklets: list[CuratedTracklet], counts: dict[str, int],
+               recipe: Recipe) -> VideoPlan:
+    """Name the tracklets, and for a test video pick queries and drop single-camera identities."""
+    by_track: dict[int, list[CuratedTracklet]] = {}
+    for tracklet in tracklets:
+        by_track.setdefault(tracklet.track, []).append(tracklet)
+    planned: list[PlannedTracklet] = []
+    dropped = 0
+    for track, own in by_track.items():
+        pid = f"{video}:{track}"
+        roles = ["train"] * len(own)
+        if split == "test":
+            if len({t.camid for t in own}) < 2:
+                dropped += 1
+                continue
+            roles = ["gallery"] * len(own)
+            roles[stable_choice(recipe.seed, pid, len(own))] = "query"
+        planned += [PlannedTracklet(f"{video}_{track}_{k:03d}", pid, track, t.camid, role, t.frames, t.boxes)
+                    for k, (t, role) in enumerate(zip(own, roles))]
+    counts = {**counts, "tracklets": len(planned), "identities": len({t.pid for t in planned}),
+              "test_identities_single_camera": dropped}
+    return VideoPlan(video=video, split=split, tracklets=tuple(planned), counts=counts)
