@@ -23,3 +23,11 @@ class UnknownNameError(VreidError):
 
 class ConfigError(VreidError):
     """A configuration value is invalid."""
+
+
+class MetricInputError(VreidError, ValueError):
+    """A metric was given arrays of the wrong shape, type or content."""
+
+
+class NoValidQueryError(MetricInputError):
+    """No query keeps a true match in the gallery after the protocol's removals."""
