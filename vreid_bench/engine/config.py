@@ -9,6 +9,7 @@ protocol, ``protocol.<key>=...``; a changed protocol gets its own hash, so its r
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm; None leaves gradients as they are
     amp: Literal["bf16", "fp16", "off"] = "bf16"  # autocast dtype on CUDA; CPU always runs float32
     sync_bn: bool = True  # SyncBatchNorm under multi-GPU DDP, so BN sees the global batch
-    workers: int = 4
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))  # data-loader processes
     eval_every: int = 0  # evaluate every N epochs as well as at the end; 0: only at the end
     eval_batch_size: int = 32  # clips per forward pass when extracting features
     device: Literal["auto", "cpu", "cuda"] = "auto"
