@@ -28,15 +28,6 @@ CAPTIONS = {
 OTHER_CAPTIONS = {label: [f"a person seen from behind, {label}"] for label in range(NUM_IDS)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tensors this small run faster on one thread than on threads contending for two shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def cgclip(**overrides: object) -> CGCLIP:
     return build("cgclip", cmr_dropout=0.0, **overrides)
 

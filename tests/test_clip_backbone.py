@@ -19,15 +19,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*random initialisation:UserWarn
 SIZE = (128, 64)  # 8×4 patches of 16 pixels
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: on a shared 2-core machine, synchronising threads costs more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny(num_cams=0, pretrained="none", image_size=SIZE, seed=0, **fields):
     torch.manual_seed(seed)
     return create_clip_backbone("tiny", image_size=image_size, num_cams=num_cams, pretrained=pretrained, **fields)

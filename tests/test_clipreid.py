@@ -26,15 +26,6 @@ NUM_IDS, CLIPS_PER_ID, SEQ_LEN, NUM_CAMS = 4, 4, 2, 2
 TEMPLATE_IDS = [49406, 320, 1125, 539, 320, 343, 343, 343, 343, 2533, 269, 49407]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tensors this small run faster on one thread than on threads that contend for two shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def build(**overrides: object) -> CLIPReID:
     torch.manual_seed(0)
     with warnings.catch_warnings():

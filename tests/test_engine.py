@@ -8,7 +8,6 @@ has no CPU kernel); its only loss is cross-entropy, a per-sample mean.
 
 from __future__ import annotations
 
-import csv
 import json
 import socket
 from pathlib import Path
@@ -19,7 +18,6 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 import yaml
-from PIL import Image
 from torch import nn
 
 from vreid_bench.clips import EvalClips, normalize_clips
@@ -35,6 +33,8 @@ from vreid_bench.errors import ConfigError, VreidError
 from vreid_bench.evaluation import evaluate_features
 from vreid_bench.models.base import ReIDModel, TrainingData
 from vreid_bench.protocol import get_protocol
+
+from toolkit_fixture import write_identity_dataset
 
 H, W, T = 32, 16, 4
 SMALL_PROTOCOL = {"height": H, "width": W, "seq_len": T, "num_ids_per_batch": 3, "num_tracklets_per_id": 4}
@@ -76,63 +76,15 @@ def tiny_factory(name, *, num_ids, num_cams, pretrained, image_size, seq_len, **
     return TinyReID(num_ids, image_size, **overrides)
 
 
-def _frame(rng: np.random.Generator, colour: np.ndarray, camera: int) -> np.ndarray:
-    background = np.array([[200, 60, 60], [60, 60, 200]][camera])
-    frame = background + rng.normal(0, 20, size=(H, W, 3))
-    frame[H // 4: 3 * H // 4, W // 4: 3 * W // 4] = colour + rng.normal(0, 10, size=(H // 2, W // 2, 3))
-    return np.clip(frame, 0, 255).astype(np.uint8)
-
-
-def write_dataset(root: Path, train_ids: int = 6, test_ids: int = 6, cameras: int = 2, per_camera: int = 2,
-                  frames: int = 8, seed: int = 0, name: str = "synthetic") -> Path:
-    """A toolkit dataset directory (PNG crops); test identities' first camera-0 tracklet is the query."""
-    rng = np.random.default_rng(seed)
-    colours = rng.integers(0, 256, size=(train_ids + test_ids, 3))
-    out = root / name
-    rows = []
-    for pid in range(train_ids + test_ids):
-        video = "v0" if pid < train_ids else "v1"
-        for cam in range(cameras):
-            for k in range(per_camera):
-                tracklet_id = f"p{pid}c{cam}k{k}"
-                folder = Path("crops") / video / str(pid) / tracklet_id
-                (out / folder).mkdir(parents=True)
-                for f in range(frames):
-                    Image.fromarray(_frame(rng, colours[pid], cam)).save(out / folder / f"{f:06d}.png")
-                split = "train" if pid < train_ids else ("query" if cam == 0 and k == 0 else "gallery")
-                rows.append({"tracklet_id": tracklet_id, "pid": f"{video}:{pid}", "camid": cam, "split": split,
-                             "video": video, "first_frame": 0, "last_frame": frames - 1, "n_frames": frames,
-                             "dir": folder.as_posix()})
-    with (out / "tracklets.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with (out / "captions.jsonl").open("w") as handle:
-        for row in rows[:3]:
-            handle.write(json.dumps({"tracklet_id": row["tracklet_id"], "caption": f"person {row['pid']}"}) + "\n")
-    manifest = {"name": name, "format_version": 1, "default_protocol": "vreid-p1", "fingerprint": f"{name}-{seed}"}
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
-
-
 def small_config(**changes) -> TrainConfig:
     base = {"epochs": 2, "lr": 1e-2, "warmup_epochs": 0, "milestones": [], "workers": 0, "device": "cpu",
             "eval_batch_size": 16, "protocol": dict(SMALL_PROTOCOL)}
     return config_from_dict({**base, **changes})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tensors this small run faster on one thread than on threads that contend for two shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("data"))
+    return write_identity_dataset(tmp_path_factory.mktemp("data"), H, W)
 
 
 @pytest.fixture(scope="module")
@@ -203,18 +155,12 @@ def test_a_finished_run_is_not_trained_again(trained, dataset_dir):
 
 
 def test_a_model_that_refuses_the_dataset_leaves_no_run_directory(dataset_dir, tmp_path):
-    class Refusing(TinyReID):
-        def prepare(self, data):
-            raise ConfigError("this model needs captions")
+    def refusing(name, **kwargs):
+        return tiny_factory(name, **kwargs, prepare_error="this model needs captions")
 
-    def refusing_factory(name, **kwargs):
-        model = tiny_factory(name, **kwargs)
-        model.__class__ = Refusing
-        return model
-
-    with pytest.raises(ConfigError, match="needs captions"):
+    with pytest.raises(VreidError, match="needs captions"):
         run_training("tiny", load(dataset_dir), get_protocol("vreid-p1"), small_config(), tmp_path, progress=False,
-                     model_factory=refusing_factory)
+                     model_factory=refusing)
     assert not any(tmp_path.rglob("*"))
 
 

@@ -11,15 +11,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*random initialisation:UserWarn
 NUM_IDS, K, T = 4, 2, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: on a shared 2-core machine, synchronising threads costs more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(size, seed=0):
     """P×K clips of random frames with camera ids; the labels the model has to fit."""
     generator = torch.Generator().manual_seed(seed)

@@ -20,15 +20,6 @@ NUM_IDS, TRACKLETS_PER_ID, SEQ_LEN, NUM_CAMS = 4, 4, 3, 2
 WIDTH, EMBED = 64, 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tensors this small run faster on one thread than on threads contending for two shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def build(name: str = "tfclip", **overrides: object):
     torch.manual_seed(0)
     with warnings.catch_warnings():
