@@ -12,11 +12,25 @@ from vreid_bench.errors import ConfigError
 
 def caption(
     dataset_dir: Path = typer.Argument(..., help="A dataset directory made by `vreid build`."),
-    captioner: Optional[str] = typer.Option(None, "--captioner",
-                                            help="Captioner name (default: template, from attribute sheets)."),
+    captioner: Optional[str] = typer.Option(
+        None, "--captioner",
+        help="Captioner: template (default, from attribute sheets), mllm (microsoft/Phi-4-multimodal-instruct), "
+             "or any transformers image-text-to-text model id (org/name) or local model folder."),
     hallucination: Optional[float] = typer.Option(None, "--hallucination",
                                                   help="Template captioner: fraction of attributes made wrong (0..1)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Captioner seed (sentence forms, hallucinations)."),
+    device: Optional[str] = typer.Option(None, "--device",
+                                         help="Model captioners: auto (GPU when present), cpu, cuda or cuda:N."),
+    dtype: Optional[str] = typer.Option(None, "--dtype",
+                                        help="Model captioners: auto (bfloat16 on GPU, float32 on CPU), float32, "
+                                             "bfloat16 or float16."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens",
+                                                 help="Model captioners: longest caption in tokens (default 64)."),
+    frames: Optional[int] = typer.Option(None, "--frames",
+                                         help="Model captioners: evenly spaced frames shown per tracklet (default 4)."),
+    trust_remote_code: Optional[bool] = typer.Option(
+        None, "--trust-remote-code/--no-trust-remote-code",
+        help="Model captioners: run the model's own code from its folder (default: on for Phi-4-multimodal only)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Tracklets per captioner call."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recaption tracklets already captioned this way."),
     import_file: Optional[Path] = typer.Option(None, "--import",
@@ -26,9 +40,13 @@ def caption(
     from builders.captions import caption_dataset, create_captioner, import_captions
     from vreid_bench.cli import console
 
+    given: tuple[tuple[str, str, object], ...] = (  # (flag, captioner option, value)
+        ("--hallucination", "hallucination", hallucination), ("--seed", "seed", seed), ("--device", "device", device),
+        ("--dtype", "dtype", dtype), ("--max-new-tokens", "max_new_tokens", max_new_tokens),
+        ("--frames", "frames", frames), ("--trust-remote-code", "trust_remote_code", trust_remote_code),
+    )
     if import_file is not None:
-        conflicting = [flag for flag, value in (("--captioner", captioner), ("--hallucination", hallucination),
-                                                ("--seed", seed)) if value is not None]
+        conflicting = [flag for flag, _, value in (("--captioner", "", captioner), *given) if value is not None]
         conflicting += ["--overwrite"] if overwrite else []
         if conflicting:
             raise ConfigError(f"--import takes reviewed captions as they are, so {', '.join(conflicting)} "
@@ -38,7 +56,7 @@ def caption(
         console.print(f"imported {imported.imported} reviewed captions ({imported.total} tracklets in the dataset)")
         return
 
-    options = {key: value for key, value in (("hallucination", hallucination), ("seed", seed)) if value is not None}
+    options = {key: value for _, key, value in given if value is not None}
     chosen = create_captioner(captioner or "template", **options)
     summary = caption_dataset(dataset_dir, chosen, batch_size=batch_size, overwrite=overwrite)
     _note_repair(summary.dropped_torn_line)

@@ -41,7 +41,10 @@ CORE_FIELDS = ("tracklet_id", "caption", "captioner", "prompt_id", "reviewed")
 # Captioner name -> "module:class"; model captioners join here by name.
 CAPTIONERS: Mapping[str, str] = MappingProxyType({
     "template": "builders.captions.template:TemplateCaptioner",
+    "mllm": "builders.captions.mllm:MLLMCaptioner",  # the default multimodal model
 })
+# Any other name that is a hub model id (``org/name``) or a local folder is captioned by this class.
+MODEL_CAPTIONER = "builders.captions.mllm:MLLMCaptioner"
 
 T = TypeVar("T")
 CacheKey = tuple[str, str, str]  # (tracklet_id, captioner, prompt_id)
@@ -122,12 +125,23 @@ class Captioner(ABC):
         """Raise a user error before any work starts if these requests cannot be captioned."""
 
 
+def names_a_model(name: str) -> bool:
+    """Whether an unregistered captioner name means a transformers model: a hub id ``org/name`` or a folder."""
+    return "/" in name or Path(name).expanduser().is_dir()
+
+
 def create_captioner(name: str, **options: object) -> Captioner:
-    """Build a captioner by name; options go to its constructor and are checked against it."""
+    """Build a captioner by name; options go to its constructor and are checked against it.
+
+    A name that is not registered but is a model id or a local folder builds the model captioner for it.
+    """
     target = CAPTIONERS.get(name.lower())
+    if target is None and names_a_model(name):
+        target, options = MODEL_CAPTIONER, {"model": name, **options}
     if target is None:
         raise UnknownNameError(
-            f"unknown captioner {name!r}: use one of {', '.join(CAPTIONERS)}, or `--import FILE` for reviewed captions"
+            f"unknown captioner {name!r}: use one of {', '.join(CAPTIONERS)}, a transformers model id (org/name), "
+            "a local model folder, or `--import FILE` for reviewed captions"
         )
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
