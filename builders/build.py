@@ -18,11 +18,10 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 from types import MappingProxyType
 
@@ -30,6 +29,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from builders.crops import ChunkResult, CropChunk, FrameCrops, crop_regions, limit_threads, run_chunk
+from builders.executor import check_executor, make_executor
 from builders.mot import MotSequence, MotSource, read_mot_root
 from builders.recipe import RECIPE_NAME, Recipe, VideoPlan, assign_splits, curate, plan_video
 from vreid_bench.datasets.toolkit import FORMAT_VERSION, TRACKLET_COLUMNS
@@ -176,31 +176,17 @@ def _read_record(video_dir: Path) -> dict | None:
         return None
 
 
-def _crops_digest(crops: list[tuple[str, str]]) -> str:
+def crops_digest(crops: list[tuple[str, str]]) -> str:
     lines = "".join(f"{rel} {digest}\n" for rel, digest in sorted(crops))
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _record(unit: VideoUnit, crops: list[tuple[str, str]]) -> dict[str, object]:
     return {"video": unit.video, "split": unit.plan.split, "signature": unit.signature, "rows": list(unit.rows),
-            "crops": len(crops), "crops_sha256": _crops_digest(crops), "counts": unit.plan.counts}
+            "crops": len(crops), "crops_sha256": crops_digest(crops), "counts": unit.plan.counts}
 
 
 # ---------------------------------------------------------------------------------------------- execution
-
-
-@contextmanager
-def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A pool whose queued chunks are dropped, and running ones awaited, when the build stops early.
-
-    Workers are forked (no re-import of the caller's ``__main__``, instant start) and forked at once, before the
-    progress bar starts its thread, so that no child inherits a lock held by that thread.
-    """
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork"), initializer=limit_threads)
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _completed(futures: set[Future[ChunkResult]]) -> Iterator[ChunkResult]:
@@ -238,8 +224,14 @@ def _progress(enabled: bool) -> Progress:
                     disable=not enabled)
 
 
-def _run_units(units: list[VideoUnit], workers: int, progress: bool) -> dict[str, dict]:
-    """Write every unit's crops; each video moves into place with its record as soon as its last chunk is done."""
+def _run_units(units: list[VideoUnit], workers: int, progress: bool, executor: str = "process",
+               ray_address: str | None = None) -> dict[str, dict]:
+    """Write every unit's crops; each video moves into place with its record as soon as its last chunk is done.
+
+    Chunks run in this process (the process executor with one worker), in a forked pool, or as Ray tasks. Each
+    task writes its crops into the staged folder itself and returns only their hashes: every executor writes the
+    same bytes through the same code, and a Ray build across machines needs ``out`` on a filesystem all nodes share.
+    """
     stages = _Stages()
     by_video = {unit.video: unit for unit in units}
     remaining = {unit.video: len(unit.chunks) for unit in units}
@@ -255,10 +247,10 @@ def _run_units(units: list[VideoUnit], workers: int, progress: bool) -> dict[str
         with ExitStack() as stack:
             staged = {unit.video: stages.open(unit.video, unit.final_dir) for unit in units}
             jobs = [replace(chunk, out_dir=staged[unit.video]) for unit in units for chunk in unit.chunks]
-            if workers == 1:
+            if executor == "process" and workers == 1:
                 results: Iterator[ChunkResult] = map(run_chunk, jobs)
-            else:
-                pool = stack.enter_context(_process_pool(workers))
+            else:  # entered before the progress bar starts its thread, which forked workers must not inherit
+                pool = stack.enter_context(make_executor(executor, workers, ray_address, initializer=limit_threads))
                 results = _completed({pool.submit(run_chunk, job) for job in jobs})
             bar = stack.enter_context(_progress(progress))
             video_task = bar.add_task("videos", total=len(units))
@@ -303,7 +295,7 @@ def fingerprint(recipe: Recipe, table: str, records: list[dict]) -> str:
     return sha.hexdigest()
 
 
-def _counts(records: list[dict], n_skipped: int) -> dict[str, int]:
+def dataset_counts(records: list[dict], n_skipped: int) -> dict[str, int]:
     rows = [row for record in records for row in record["rows"]]
     counts = {
         "videos": len(records),
@@ -341,21 +333,30 @@ def _check_kind(kind: str) -> None:
 
 
 def build_dataset(kind: str, mot_root: str | os.PathLike[str], out: str | os.PathLike[str], name: str | None = None,
-                  workers: int = 1, recipe: Recipe = Recipe(), progress: bool = True) -> BuildResult:
+                  workers: int = 1, recipe: Recipe = Recipe(), progress: bool = True, executor: str = "process",
+                  ray_address: str | None = None) -> BuildResult:
     """Build (or resume building) a dataset in ``out`` from MOT-annotated footage under ``mot_root``.
 
     Every input is read and checked before anything is written, so a malformed source writes nothing.
+    ``executor`` is "process" (``workers`` processes on this machine) or "ray" (tasks on a Ray cluster, see
+    ``builders.executor.make_executor``); both give the same dataset and fingerprint.
     """
     _check_kind(kind)
-    if workers < 1:
-        raise ConfigError(f"--workers {workers} is invalid; use 1 or more")
-    return build_from_source(kind, read_mot_root(mot_root), out, name, workers, recipe, progress)
+    check_executor(executor, workers, ray_address)
+    return build_from_source(kind, read_mot_root(mot_root), out, name, workers, recipe, progress,
+                             executor=executor, ray_address=ray_address)
 
 
 def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str], name: str | None = None,
                       workers: int = 1, recipe: Recipe = Recipe(), progress: bool = True,
-                      identities_verified: bool = True) -> BuildResult:
-    """Build from sequences already read (ground truth, or tracker output with ``identities_verified=False``)."""
+                      identities_verified: bool = True, executor: str = "process",
+                      ray_address: str | None = None, failures: Sequence[Mapping[str, str]] = (),
+                      tracking: Mapping[str, object] | None = None) -> BuildResult:
+    """Build from sequences already read (ground truth, or tracker output with ``identities_verified=False``).
+
+    ``failures`` (video, path, error) are inputs that could not be read, recorded in the manifest; ``tracking``
+    describes how tracker output was made (detector, tracker, sampling) and is recorded beside them.
+    """
     out = Path(out)
     splits = assign_splits([(s.name, s.split) for s in source.sequences], recipe)
     units = [_unit(s, splits[s.name], recipe, out / "crops" / s.name) for s in source.sequences]
@@ -365,14 +366,14 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
                if (record := _read_record(unit.final_dir)) is not None and record.get("signature") == unit.signature}
     todo = [unit for unit in units if unit.video not in records]
     built = {unit.video for unit in todo}
-    records.update(_run_units(todo, workers, progress))
+    records.update(_run_units(todo, workers, progress, executor, ray_address))
     _copy_attributes(out, source.sequences)
 
     ordered = [records[unit.video] for unit in units]
     table = tracklet_table(ordered)
     atomic_write_text(out / "tracklets.csv", table)
     digest = fingerprint(recipe, table, ordered)
-    counts = _counts(ordered, len(source.notes))
+    counts = dataset_counts(ordered, len(source.notes))
     notes = tuple(source.notes) + tuple(f"{video}: not in this build, removed" for video in stale)
     manifest = {
         "name": name or out.resolve().name,
@@ -386,9 +387,11 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
         "fingerprint": digest,
         "default_protocol": DEFAULT_PROTOCOL,
         "identities_verified": identities_verified,
-        "failures": [],
+        "failures": [dict(failure) for failure in failures],
         "notes": list(notes),
     }
+    if tracking is not None:
+        manifest["tracking"] = dict(tracking)
     atomic_write_json(out / "manifest.json", manifest)  # last: its presence marks the dataset complete
     return BuildResult(path=out, name=manifest["name"], fingerprint=digest, counts=counts,
                        built=tuple(unit.video for unit in todo),

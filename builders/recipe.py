@@ -87,9 +87,10 @@ class Recipe:
 
 @dataclass(frozen=True)
 class CuratedTracklet:
-    """One tracklet after curation: ``frames`` (n,) int64 in time order, ``boxes`` (n, 4) left, top, w, h."""
+    """One tracklet after curation: ``frames`` (n,) int64 in time order; ``boxes`` the per-frame payload: (n, 4)
+    left, top, w, h in a build, crop indices when a review re-splits crops already on disk."""
 
-    track: int
+    track: int | str  # a split-off identity in review is "<track>s<k>"
     camid: int
     frames: np.ndarray
     boxes: np.ndarray
@@ -101,7 +102,7 @@ class PlannedTracklet:
 
     tracklet_id: str
     pid: str
-    track: int
+    track: int | str
     camid: int
     split: str
     frames: np.ndarray
@@ -205,7 +206,7 @@ def _blocks(keys: np.ndarray) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def curate_track(track: int, frames: np.ndarray, boxes: np.ndarray, gap: int, recipe: Recipe) -> list[CuratedTracklet]:
+def curate_track(track: int | str, frames: np.ndarray, boxes: np.ndarray, gap: int, recipe: Recipe) -> list[CuratedTracklet]:
     """One identity's kept boxes (time order) -> its tracklets across the pseudo-cameras."""
     runs = run_labels(frames, recipe.max_gap)
     run_sizes = np.bincount(runs)

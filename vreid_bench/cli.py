@@ -45,9 +45,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from vreid_bench import cli_build, cli_caption, cli_data, cli_run
+    from vreid_bench import cli_build, cli_caption, cli_compare, cli_data, cli_review, cli_run
 
-    for module in (cli_data, cli_build, cli_caption, cli_run):
+    for module in (cli_data, cli_build, cli_caption, cli_review, cli_run, cli_compare):
         module.register(app)
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except VreidError as exc:
         if _state["debug"]:
             raise
@@ -68,14 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors (typer's click): show them the way click does
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            return 2
+            return int(exc.exit_code)
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ class FootageKind(str, Enum):
     dance = "dance"
 
 
+class ExecutorKind(str, Enum):
+    process = "process"
+    ray = "ray"
+
+
 RECIPE_DEFAULT = "default: the recipe's"
 
 
@@ -45,12 +50,51 @@ def synth(
 
 def build(
     kind: FootageKind = typer.Argument(..., help="sports or dance: names the dataset and its registry folder."),
-    mot_root: Path = typer.Option(..., "--mot-root", help="MOT-annotated footage: a SportsMOT, DanceTrack or "
-                                  "MOTChallenge root, one sequence folder, or a video with <stem>.gt.txt beside it."),
+    more_videos: Optional[list[str]] = typer.Argument(
+        None, metavar="PATH", show_default=False, help="More raw footage after --videos, so that a shell "
+        "pattern works: --videos clips/*.mp4."),
+    mot_root: Optional[Path] = typer.Option(
+        None, "--mot-root", help="MOT-annotated footage: a SportsMOT, DanceTrack or MOTChallenge root, one sequence "
+        "folder, or a video with <stem>.gt.txt beside it."),
+    videos: Optional[list[str]] = typer.Option(
+        None, "--videos", help="Raw footage, detected and tracked here: video files (mp4, avi, mkv ...), patterns "
+        "('clips/*.mp4'), folders of videos, folders of frames. Identities come from the tracker, unverified until "
+        "`vreid review` applies."),
+    detector: Optional[str] = typer.Option(
+        None, "--detector", help="YOLO weights: a name ultralytics downloads when online (default yolo11n.pt) or a "
+        "local .pt path; a .yaml architecture runs with random weights (tests, timing)."),
+    detections: Optional[Path] = typer.Option(
+        None, "--detections", help="Precomputed detections instead of a detector: a MOTChallenge det.txt (one video), "
+        "or a folder with <video>/det/det.txt or <video>.txt per video; scores in [0, 1]."),
+    classes: str = typer.Option("0", "--classes", help="Detector classes kept, comma-separated (0: person)."),
+    conf: float = typer.Option(0.25, "--conf", help="Lowest detection score kept."),
+    imgsz: int = typer.Option(640, "--imgsz", help="Detector input size, px (a multiple of 32)."),
+    batch: int = typer.Option(8, "--batch", help="Frames per detector forward pass."),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="Detector device: cpu, 0, cuda:0 ... (default: a GPU when there is one)."),
+    tracker: str = typer.Option("bytetrack", "--tracker", help="boxmot tracker: bytetrack, ocsort, botsort, "
+                                "deepocsort, strongsort, boosttrack, hybridsort, occluboost, sfsort."),
+    tracker_opt: Optional[list[str]] = typer.Option(
+        None, "--tracker-opt", help="Tracker option as key=value, repeatable (e.g. track_buffer=60)."),
+    reid_weights: Optional[Path] = typer.Option(
+        None, "--reid-weights", help="ReID model file for appearance trackers (botsort, deepocsort, strongsort ...), "
+        "e.g. osnet_x0_25_msmt17.pt."),
+    stride: int = typer.Option(1, "--stride", help="Read every K-th frame of raw footage."),
+    max_frames: Optional[int] = typer.Option(
+        None, "--max-frames", help="Read at most N frames of each video (after --stride)."),
+    fps: float = typer.Option(25.0, "--fps", help="Frame rate of folders of frames, which carry none."),
     out: Optional[Path] = typer.Option(None, "--out", help="Dataset folder (default: <data root>/sportsvreid or "
                                        "<data root>/dancevreid, where the names sports/dance find it)."),
     name: Optional[str] = typer.Option(None, "--name", help="Dataset name (default: the folder name)."),
-    workers: int = typer.Option(1, "--workers", help="Processes cropping in parallel."),
+    workers: int = typer.Option(1, "--workers", help="Processes cropping in parallel (with --executor ray: the "
+                                "CPUs of a local Ray instance the build starts; a cluster uses all of its CPUs)."),
+    executor: ExecutorKind = typer.Option(
+        ExecutorKind.process, "--executor", help="process: a process pool on this machine. ray: one task per chunk "
+        "on a Ray cluster (needs the ray package), the same output; across machines every node must see the "
+        "footage and --out at the same paths (a shared filesystem) and have vreid installed."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join, host:port of its head (default: RAY_ADDRESS, else a "
+        "cluster started on this machine with `ray start --head`, else a local instance of --workers CPUs)."),
     min_track_frames: Optional[int] = typer.Option(
         None, "--min-track-frames", help=f"Shortest tracklet kept ({RECIPE_DEFAULT})."),
     min_box_height: Optional[float] = typer.Option(
@@ -79,10 +123,11 @@ def build(
         None, "--seed", help=f"Seed of the query choice and of unsplit videos' split ({RECIPE_DEFAULT})."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Build a video-ReID dataset from MOT-annotated footage (recipe vreid-build-1); re-running resumes."""
+    """Build a video-ReID dataset from MOT-annotated or raw footage (recipe vreid-build-1); re-running resumes."""
     import dataclasses
 
     from builders.build import build_dataset
+    from builders.track import build_from_videos
     from builders.recipe import Recipe
     from vreid_bench.cli import console
     from vreid_bench.datasets import data_root, get_entry
@@ -97,7 +142,15 @@ def build(
         default_height, default_width = recipe.crop_size
         recipe = dataclasses.replace(recipe, crop_size=(crop_height or default_height, crop_width or default_width))
     target = out if out is not None else data_root() / get_entry(kind.value).folder  # where `load(kind)` looks
-    result = build_dataset(kind.value, mot_root, target, name=name, workers=workers, recipe=recipe, progress=progress)
+    footage = _raw_footage(mot_root, videos, more_videos)
+    if footage:
+        config = _footage_config(detector, detections, classes, conf, imgsz, batch, device, tracker, tracker_opt,
+                                 reid_weights, stride, max_frames, fps)
+        result = build_from_videos(kind.value, footage, target, config, name=name, workers=workers, recipe=recipe,
+                                   progress=progress, executor=executor.value, ray_address=ray_address)
+    else:
+        result = build_dataset(kind.value, mot_root, target, name=name, workers=workers, recipe=recipe,
+                               progress=progress, executor=executor.value, ray_address=ray_address)
 
     table = Table(title=f"{result.name}  (fingerprint {result.fingerprint[:16]})")
     table.add_column("count")
@@ -109,6 +162,42 @@ def build(
         console.print(f"note: {note}", highlight=False)
     console.print(f"built {len(result.built)} videos, reused {len(result.reused)}; dataset: {result.path}",
                   highlight=False)
+
+
+def _raw_footage(mot_root: Optional[Path], videos: Optional[list[str]], more: Optional[list[str]]) -> list[str]:
+    """The --videos paths (with the ones a shell pattern spread after it), or [] for a --mot-root build."""
+    from vreid_bench.errors import ConfigError
+
+    footage = [*(videos or []), *(more or [])]
+    if mot_root is not None and footage:
+        raise ConfigError("--mot-root and --videos both given; build annotated footage (--mot-root) or raw footage "
+                          "(--videos), one at a time")
+    if mot_root is None and not videos:
+        if more:
+            raise ConfigError(f"unexpected path {more[0]}: footage paths follow --videos (or use --mot-root DIR)")
+        raise ConfigError("no footage given; pass --mot-root DIR (annotated) or --videos PATH... (raw)")
+    return footage
+
+
+def _footage_config(detector: Optional[str], detections: Optional[Path], classes: str, conf: float, imgsz: int,
+                    batch: int, device: Optional[str], tracker: str, tracker_opt: Optional[list[str]],
+                    reid_weights: Optional[Path], stride: int, max_frames: Optional[int], fps: float):
+    """The raw-footage options as a ``builders.track.FootageConfig``, each checked with a one-line message."""
+    from builders.detect import DEFAULT_DETECTOR, DetectorConfig
+    from builders.track import FootageConfig, TrackerConfig, parse_tracker_options
+    from builders.video import Sampling
+    from vreid_bench.errors import ConfigError
+
+    if detector is not None and detections is not None:
+        raise ConfigError("--detector and --detections both given; detect with a model or read detections, not both")
+    try:
+        class_ids = tuple(int(part) for part in classes.split(","))
+    except ValueError:
+        raise ConfigError(f"--classes {classes!r} is not a comma-separated list of class ids; e.g. 0 or 0,1") from None
+    return FootageConfig(
+        tracker=TrackerConfig(tracker, parse_tracker_options(tracker_opt or []), reid_weights),
+        detector=DetectorConfig(detector or DEFAULT_DETECTOR, class_ids, conf, imgsz, batch, device),
+        detections=detections, sampling=Sampling(stride, max_frames), frame_rate=fps)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,255 @@
+"""Run directories -> one pandas DataFrame of results, grouped into comparable tables.
+
+The leaderboard reads only what a run leaves behind (``config.yaml`` and ``metrics*.json``), so results from
+other machines or older checkouts can be compared as long as their files are there. Every ``metrics*.json`` in
+a run directory is one result: ``metrics.json`` under the run's own protocol, ``metrics-<protocol>.json`` from
+``vreid eval --protocol`` under another. A run directory with ``config.yaml`` and no ``metrics.json`` is an
+unfinished (or failed) run and is listed as such, never ranked.
+
+Results are only ever ranked together inside one group of :data:`GROUP_KEYS`: the same dataset content
+(fingerprint) evaluated under the same protocol (hash).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from leaderboard.reported import ReportedResult, reported_for
+from vreid_bench.engine.rundir import CONFIG_FILE, METRICS_FILE, RunRecord, read_run_config
+from vreid_bench.errors import DatasetNotFoundError, VreidError
+
+GROUP_KEYS = ("dataset", "dataset_fingerprint", "protocol", "protocol_hash")
+RANKS = (1, 5, 10, 20)
+REQUIRED_METRICS = ("model", "dataset", "protocol", "protocol_hash", "mAP", "cmc")
+
+MEASURED = "measured"
+REPORTED = "reported"
+FINISHED = "finished"
+UNFINISHED = "unfinished"
+FAILED = "failed"
+
+COLUMNS = (
+    *GROUP_KEYS, "model", "label", "source", "status", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params",
+    "gflops_per_clip", "clips_per_s", "epochs", "seed", "num_valid_queries", "num_skipped_queries", "cmc",
+    "wall_s", "device", "git_rev", "run_dir", "reference", "note",
+)
+
+
+@dataclass(frozen=True)
+class RunCollection:
+    """The results found, one row each, and the files that could not be read (with the reason)."""
+
+    frame: pd.DataFrame
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultGroup:
+    """Results that may be ranked together: one dataset fingerprint under one protocol hash."""
+
+    dataset: str
+    dataset_fingerprint: str
+    protocol: str
+    protocol_hash: str
+    rows: pd.DataFrame
+
+    @property
+    def measured(self) -> pd.DataFrame:
+        return self.rows[self.rows["source"] == MEASURED]
+
+    @property
+    def reported(self) -> pd.DataFrame:
+        return self.rows[self.rows["source"] == REPORTED]
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} — {self.protocol}"
+
+    @property
+    def caption(self) -> str:
+        """What makes the table's results comparable, so two tables are never mistaken for one."""
+        fingerprint = self.dataset_fingerprint[:12] if self.dataset_fingerprint else "none recorded"
+        return (f"dataset {self.dataset} (fingerprint {fingerprint}), protocol {self.protocol} "
+                f"(hash {self.protocol_hash})")
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe name, unique per group (the hashes tell same-named groups apart)."""
+        parts = [self.dataset, self.protocol, self.protocol_hash[:8], (self.dataset_fingerprint or "none")[:8]]
+        return "-".join("".join(c if c.isalnum() or c in "-_." else "_" for c in part) for part in parts)
+
+
+def find_run_dirs(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every folder under ``roots`` (or a root itself) that holds a run's ``config.yaml`` or ``metrics.json``."""
+    found: set[Path] = set()
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"runs folder {root} does not exist; give the --out folder of `vreid run` "
+                                       "or `vreid compare`")
+        for marker in (CONFIG_FILE, METRICS_FILE):
+            found.update(path.parent for path in root.rglob(marker) if not path.parent.name.startswith("."))
+    return sorted(found)
+
+
+def _percent_ranks(cmc: Sequence[float]) -> dict[str, float | None]:
+    return {f"R{k}": float(cmc[k - 1]) if k <= len(cmc) else None for k in RANKS}
+
+
+def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]:
+    """One result row from the content of a ``metrics*.json`` (metric values stay fractions in [0, 1])."""
+    missing = [key for key in REQUIRED_METRICS if key not in metrics]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    cmc = [float(x) for x in metrics["cmc"]]
+    return {
+        "dataset": str(metrics["dataset"]),
+        "dataset_fingerprint": str(metrics.get("dataset_fingerprint") or ""),
+        "protocol": str(metrics["protocol"]),
+        "protocol_hash": str(metrics["protocol_hash"]),
+        "model": str(metrics["model"]),
+        "source": MEASURED,
+        "status": FINISHED,
+        "mAP": float(metrics["mAP"]),
+        **_percent_ranks(cmc),
+        "mINP": _optional_float(metrics.get("mINP")),
+        "params": _optional_float(metrics.get("params")),
+        "gflops_per_clip": _optional_float(metrics.get("gflops_per_clip")),
+        "clips_per_s": _optional_float(metrics.get("clips_per_s")),
+        "epochs": metrics.get("epochs"),
+        "seed": metrics.get("seed"),
+        "num_valid_queries": metrics.get("num_valid_queries"),
+        "num_skipped_queries": metrics.get("num_skipped_queries"),
+        "cmc": cmc,
+        "wall_s": _optional_float(metrics.get("wall_s")),
+        "device": metrics.get("device"),
+        "git_rev": metrics.get("git_rev"),
+        "run_dir": str(run_dir) if run_dir is not None else None,
+    }
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+UNFINISHED_NOTE = ("no metrics.json: still training, stopped or failed; the same `vreid run --resume` or "
+                   "`vreid compare` command continues it")
+
+
+def pending_row(record: RunRecord, run_dir: Path, status: str = UNFINISHED,
+                note: str = UNFINISHED_NOTE) -> dict[str, Any]:
+    """A run without results (unfinished, or failed in ``vreid compare``), placed in its group by its config."""
+    return {
+        "dataset": record.dataset.name,
+        "dataset_fingerprint": record.dataset.fingerprint or "",
+        "protocol": record.protocol.name,
+        "protocol_hash": record.protocol.hash(),
+        "model": record.model,
+        "source": MEASURED,
+        "status": status,
+        "epochs": record.config.epochs,
+        "seed": record.config.seed,
+        "cmc": [],
+        "run_dir": str(run_dir),
+        "note": note,
+    }
+
+
+def read_run(run_dir: Path) -> list[dict[str, Any]]:
+    """The result rows of one run directory: one per metrics file, or one unfinished row.
+
+    Raises ``ValueError`` or :class:`VreidError` for unreadable files; :func:`collect_runs` turns those into
+    problems so that one broken folder does not hide every other result.
+    """
+    metric_files = sorted(run_dir.glob("metrics*.json"))
+    if metric_files:
+        rows = []
+        for path in metric_files:
+            try:
+                rows.append(metrics_row(json.loads(path.read_text()), run_dir))
+            except (json.JSONDecodeError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}: {exc}") from None
+        return rows
+    return [pending_row(read_run_config(run_dir), run_dir)]
+
+
+def frame_from_rows(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Rows -> a DataFrame with every column of :data:`COLUMNS` (absent values as None) and labels set."""
+    frame = pd.DataFrame([{column: row.get(column) for column in COLUMNS} for row in rows], columns=list(COLUMNS))
+    frame = frame.astype(object).where(frame.notna(), None)
+    frame["note"] = frame["note"].fillna("")
+    frame["label"] = _labels(frame)
+    return frame
+
+
+def _labels(frame: pd.DataFrame) -> list[str]:
+    """The model name, plus the run folder's hash where a model has several runs in one table."""
+    if frame.empty:
+        return []
+    keys = [*GROUP_KEYS, "source", "model"]
+    counts = frame.groupby(keys, dropna=False)["model"].transform("size")
+    labels = []
+    for (_, row), count in zip(frame.iterrows(), counts):
+        label = row["label"] if row["source"] == REPORTED else row["model"]
+        if count > 1 and row["run_dir"]:
+            label = f"{label} ({Path(row['run_dir']).name.rsplit('-', 1)[-1]})"
+        labels.append(label)
+    return labels
+
+
+def collect_runs(roots: Iterable[str | os.PathLike[str]]) -> RunCollection:
+    """Every result under ``roots``; raises when there is none at all, since an empty table helps nobody."""
+    roots = list(roots)
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for run_dir in find_run_dirs(roots):
+        try:
+            rows.extend(read_run(run_dir))
+        except (ValueError, VreidError) as exc:
+            problems.append(f"{run_dir}: skipped ({exc})")
+    if not rows:
+        where = ", ".join(str(root) for root in roots)
+        raise DatasetNotFoundError(f"no run results under {where}; train some with `vreid run` or "
+                                   "`vreid compare`, or give the folder they wrote to")
+    return RunCollection(frame_from_rows(rows), tuple(problems))
+
+
+def reported_rows(dataset: str, fingerprint: str, protocol: str, protocol_hash: str) -> list[dict[str, Any]]:
+    """Published numbers for ``dataset``, placed beside one measured group (metrics as fractions)."""
+    return [_reported_row(result, dataset, fingerprint, protocol, protocol_hash) for result in reported_for(dataset)]
+
+
+def _reported_row(result: ReportedResult, dataset: str, fingerprint: str, protocol: str,
+                  protocol_hash: str) -> dict[str, Any]:
+    def fraction(value: float | None) -> float | None:
+        return None if value is None else value / 100
+
+    return {"dataset": dataset, "dataset_fingerprint": fingerprint, "protocol": protocol,
+            "protocol_hash": protocol_hash, "model": result.model, "label": result.display_name,
+            "source": REPORTED, "status": FINISHED, "mAP": fraction(result.mAP), "R1": fraction(result.rank1),
+            "cmc": [], "reference": result.source, "note": result.note}
+
+
+def with_reported(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus the published numbers of each group's dataset, as rows whose source is ``reported``."""
+    measured = frame[frame["source"] == MEASURED]
+    extra = [row for key in measured.groupby(list(GROUP_KEYS), sort=True).groups
+             for row in reported_rows(*key)]
+    if not extra:
+        return frame
+    return frame_from_rows([*frame.to_dict("records"), *extra])
+
+
+def result_groups(frame: pd.DataFrame) -> list[ResultGroup]:
+    """One :class:`ResultGroup` per (dataset, fingerprint, protocol, protocol hash), in sorted order."""
+    groups = []
+    for key, rows in frame.groupby(list(GROUP_KEYS), sort=True):
+        dataset, fingerprint, protocol, protocol_hash = key
+        groups.append(ResultGroup(dataset, fingerprint, protocol, protocol_hash, rows.reset_index(drop=True)))
+    return groups

@@ -1,0 +1,125 @@
+"""The HTML report (every leaderboard with its CMC plot, in one self-contained file) and leaderboard files.
+
+Plots are embedded as base64 PNG and the style sheet is inline, so the file can be mailed, attached to a CI run
+or opened offline and shows the same thing everywhere; it loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from leaderboard.plots import DEFAULT_MAX_RANK, cmc_png, write_cmc_png
+from leaderboard.tables import Leaderboard, board_html, to_csv, to_latex, to_markdown
+from vreid_bench import __version__
+from vreid_bench.errors import ConfigError
+from vreid_bench.io import atomic_write_text
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; color: #1d232a; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.3rem; }
+p.meta, ul.notes, ul.problems { color: #57606a; font-size: 0.9rem; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+caption { caption-side: top; text-align: left; color: #57606a; padding-bottom: 0.4rem; }
+th, td { padding: 0.3rem 0.7rem; border-bottom: 1px solid #e5e9ed; text-align: right; }
+th[scope=row], thead th:first-child { text-align: left; }
+thead th { border-bottom: 2px solid #8c959f; }
+td.best { background: #dafbe1; }
+tr.failed th, tr.unfinished th { color: #cf222e; }
+table.reported { font-style: italic; color: #57606a; }
+table.reported caption { font-style: normal; }
+table.reported td:nth-last-child(-n+2), table.reported thead th:nth-last-child(-n+2) { text-align: left; }
+img.cmc { max-width: 40rem; width: 100%; border: 1px solid #e5e9ed; }
+"""
+
+
+def plot_title(board: Leaderboard) -> str:
+    """The table's title and what tells it apart from same-named tables (fingerprint, protocol hash)."""
+    group = board.group
+    return (f"{board.title}\nfingerprint {(group.dataset_fingerprint or 'none')[:12]}, "
+            f"protocol hash {group.protocol_hash}")
+
+
+def board_section(board: Leaderboard, max_rank: int = DEFAULT_MAX_RANK) -> str:
+    parts = [f'<section id="{html.escape(board.group.slug)}">', f"<h2>{html.escape(board.title)}</h2>",
+             board_html(board)]
+    if board.curves:
+        png = base64.b64encode(cmc_png(board.curves, plot_title(board), max_rank)).decode("ascii")
+        parts.append(f'<img class="cmc" alt="CMC curves, {html.escape(board.title)}" '
+                     f'src="data:image/png;base64,{png}">')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard", sources: Sequence[str] = (),
+                  problems: Sequence[str] = (), notes: Sequence[str] = (), max_rank: int = DEFAULT_MAX_RANK) -> str:
+    """The whole report as an HTML document; ``notes`` are lines shown under the title."""
+    meta = f"{len(boards)} table{'s' if len(boards) != 1 else ''}"
+    if sources:
+        meta += " from " + ", ".join(sources)
+    meta += (f"; made by vreid {__version__}. Results are ranked only within a table: one dataset fingerprint "
+             "under one protocol hash.")
+    body = [f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(meta)}</p>']
+    body += [f'<p class="meta">{html.escape(note)}</p>' for note in notes]
+    body += [board_section(board, max_rank) for board in boards]
+    if problems:
+        body.append('<h2>Not included</h2><ul class="problems">'
+                    + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def write_report(path: str | os.PathLike[str], boards: Sequence[Leaderboard], title: str = "vreid leaderboard",
+                 sources: Sequence[str] = (), problems: Sequence[str] = (), notes: Sequence[str] = (),
+                 max_rank: int = DEFAULT_MAX_RANK) -> Path:
+    path = Path(path)
+    atomic_write_text(path, render_report(boards, title, sources, problems, notes, max_rank))
+    return path
+
+
+FORMATS = ("md", "csv", "html", "latex")
+
+
+def plot_folder(path: Path) -> Path:
+    """Where the CMC PNGs of a leaderboard written to ``path`` go: ``<stem>-cmc/`` beside it."""
+    return path.with_name(f"{path.stem}-cmc")
+
+
+def write_cmc_plots(folder: Path, boards: Sequence[Leaderboard], max_rank: int = DEFAULT_MAX_RANK) -> dict[str, Path]:
+    """One ``<group slug>.png`` per leaderboard that has curves; returns them by slug."""
+    written = {}
+    for board in boards:
+        if board.curves:
+            written[board.group.slug] = write_cmc_png(folder / f"{board.group.slug}.png", board.curves,
+                                                      plot_title(board), max_rank)
+    return written
+
+
+def write_leaderboard(path: str | os.PathLike[str], boards: Sequence[Leaderboard], fmt: str,
+                      sources: Sequence[str] = (), problems: Sequence[str] = (), notes: Sequence[str] = (),
+                      max_rank: int = DEFAULT_MAX_RANK) -> tuple[Path, dict[str, Path]]:
+    """Write the leaderboards to ``path`` in ``fmt`` and their CMC PNGs beside it; returns both.
+
+    The HTML format is the full report (plots embedded, ``notes`` under its title); Markdown links its plots
+    by relative path.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown leaderboard format {fmt!r}: use one of {', '.join(FORMATS)}")
+    path = Path(path)
+    plots = write_cmc_plots(plot_folder(path), boards, max_rank)
+    if fmt == "html":
+        write_report(path, boards, sources=sources, problems=problems, notes=notes, max_rank=max_rank)
+    elif fmt == "md":
+        links = {slug: png.relative_to(path.parent).as_posix() for slug, png in plots.items()}
+        atomic_write_text(path, to_markdown(boards, links))
+    elif fmt == "csv":
+        atomic_write_text(path, to_csv(boards))
+    else:
+        atomic_write_text(path, to_latex(boards))
+    return path, plots
