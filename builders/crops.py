@@ -157,7 +157,7 @@ def run_chunk(chunk: CropChunk) -> ChunkResult:
 
 
 def limit_threads() -> None:
-    """Pool initializer: one OpenCV thread per worker process, so workers do not oversubscribe the cores."""
+    """One OpenCV thread: in the parent before a forked pool, or in each Ray task, so workers share the cores."""
     import cv2
 
     cv2.setNumThreads(1)

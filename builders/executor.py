@@ -57,7 +57,7 @@ def make_executor(kind: str, workers: int, address: str | None = None,
                   initializer: Callable[[], None] | None = None) -> Iterator[TaskExecutor]:
     """An executor of ``kind`` ("process" or "ray") for the duration of the ``with`` block.
 
-    ``process``: ``workers`` forked processes on this machine, each running ``initializer`` once.
+    ``process``: ``workers`` forked processes on this machine, ``initializer`` run once before they are forked.
     ``ray``: one task per ``submit``, each asking for one CPU, with ``initializer`` run before each task (so it
     must be cheap and idempotent). The cluster: ``address`` when given (``host:port`` of its head node), else
     Ray's ``auto``, the one named by ``RAY_ADDRESS`` or running on this machine (``ray start --head``), else a local
@@ -78,16 +78,29 @@ def make_executor(kind: str, workers: int, address: str | None = None,
 
 @contextmanager
 def _process_pool(workers: int, initializer: Callable[[], None] | None) -> Iterator[ProcessPoolExecutor]:
-    """A pool whose queued tasks are dropped, and running ones awaited, when the block is left.
+    """A pool of forked workers whose queued tasks are dropped, and running ones awaited, when the block is left.
 
-    Workers are spawned, not forked: a process that has used OpenCV's or torch's thread pools (video decoding,
-    a detector) leaves those pools' locks held in a forked child, which then hangs in its first threaded call.
+    Forked, not spawned: a spawned worker re-imports the caller's ``__main__`` (a third of the build's throughput
+    on 2 cores, and impossible for a script piped on stdin). A forked child must not touch a thread pool the
+    parent had running, so OpenCV runs single-threaded in the parent while the pool exists and the children
+    inherit that (``initializer`` therefore runs in the parent, once, not in each child); the parent's thread
+    count is restored afterwards. Workers are forked at once, before the caller starts threads of its own.
     """
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=initializer)
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    if initializer is not None:
+        initializer()
     try:
-        yield pool
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork"))
+        pool.submit(int).result()  # start the workers now
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        cv2.setNumThreads(threads)
 
 
 # --------------------------------------------------------------------------------------------------- Ray
