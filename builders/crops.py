@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from builders.video import decode_video_file
 from vreid_bench.errors import DatasetFormatError
 
 DECODE_SCALES = (8, 4, 2)
@@ -108,31 +109,11 @@ def encode_crops(image: np.ndarray, regions: np.ndarray, scale: int, crop_size: 
     return encoded
 
 
-def _video_frames(video_file: Path, wanted: set[int]):
-    """Yield (frame number, BGR image) for the wanted frames, decoding the file once in order."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(video_file))
-    try:
-        last = max(wanted)
-        for frame in range(1, last + 1):
-            if not capture.grab():
-                raise DatasetFormatError(f"{video_file}: ends before frame {frame} that the ground truth uses; "
-                                         "re-encode the video or trim its gt")
-            if frame in wanted:
-                ok, image = capture.retrieve()
-                if not ok:
-                    raise DatasetFormatError(f"{video_file}: frame {frame} cannot be decoded; re-encode the video")
-                yield frame, image
-    finally:
-        capture.release()
-
-
 def _frames_with_images(chunk: CropChunk):
     """Yield (FrameCrops, image, scale) in the chunk's order, each frame decoded once."""
     if chunk.video_file is not None:
         by_frame = {f.frame: f for f in chunk.frames}
-        for frame, image in _video_frames(chunk.video_file, set(by_frame)):
+        for frame, image in decode_video_file(chunk.video_file, np.array(sorted(by_frame))):
             yield by_frame[frame], image, 1
         return
     for item in chunk.frames:

@@ -239,7 +239,7 @@ def _probe_file(path: Path) -> VideoInfo:
                      n_frames=n_frames)
 
 
-def _decode_file(path: Path, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def decode_video_file(path: Path, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """Decode in order, converting only the wanted frames to BGR; stops after the last wanted one."""
     wanted_set = set(wanted.tolist())
     last = int(wanted.max())
@@ -283,4 +283,4 @@ def read_frames(video: VideoInput, frame_numbers: np.ndarray) -> Iterator[tuple[
         for number in frame_numbers.tolist():
             yield number, _read_image(video.frame_files[number - 1])
         return
-    yield from _decode_file(video.path, frame_numbers)
+    yield from decode_video_file(video.path, frame_numbers)
