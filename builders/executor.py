@@ -54,10 +54,11 @@ def check_executor(kind: str, workers: int, address: str | None = None) -> None:
 
 @contextmanager
 def make_executor(kind: str, workers: int, address: str | None = None,
-                  initializer: Callable[[], None] | None = None) -> Iterator[TaskExecutor]:
+                  initializer: Callable[[], None] | None = None, fresh: bool = False) -> Iterator[TaskExecutor]:
     """An executor of ``kind`` ("process" or "ray") for the duration of the ``with`` block.
 
-    ``process``: ``workers`` forked processes on this machine, ``initializer`` run once before they are forked.
+    ``process``: ``workers`` forked processes on this machine, ``initializer`` run once before they are forked;
+    with ``fresh``, spawned interpreters instead (for tasks that run torch), each running ``initializer``.
     ``ray``: one task per ``submit``, each asking for one CPU, with ``initializer`` run before each task (so it
     must be cheap and idempotent). The cluster: ``address`` when given (``host:port`` of its head node), else
     Ray's ``auto``, the one named by ``RAY_ADDRESS`` or running on this machine (``ray start --head``), else a local
@@ -65,7 +66,10 @@ def make_executor(kind: str, workers: int, address: str | None = None,
     tasks. A process already connected to Ray keeps that connection.
     """
     check_executor(kind, workers, address)
-    if kind == "process":
+    if kind == "process" and fresh:
+        with _spawned_pool(workers, initializer) as pool:
+            yield pool
+    elif kind == "process":
         with _process_pool(workers, initializer) as pool:
             yield pool
     else:
@@ -101,6 +105,21 @@ def _process_pool(workers: int, initializer: Callable[[], None] | None) -> Itera
             pool.shutdown(wait=True, cancel_futures=True)
     finally:
         cv2.setNumThreads(threads)
+
+
+@contextmanager
+def _spawned_pool(workers: int, initializer: Callable[[], None] | None) -> Iterator[ProcessPoolExecutor]:
+    """Workers started as fresh interpreters, for tasks that run torch (a detector).
+
+    torch's OpenMP pool does not survive a fork once the parent has used it, and a fresh interpreter's import
+    cost is nothing beside detecting a whole video. Spawning re-imports the caller's ``__main__``, so a script
+    piped on stdin cannot use it (run it from a file).
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=initializer)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------------------------------- Ray

@@ -27,6 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from builders.build import KINDS, BuildResult, _prepare_output, build_from_source
-from builders.executor import check_executor
+from builders.executor import check_executor, make_executor
 from builders.detect import DetectionFile, DetectorConfig, YoloDetector, detection_files, resolve_weights
 from builders.mot import MotSequence, MotSource, TrackTable, make_track_table, read_gt
 from builders.recipe import Recipe
@@ -377,6 +378,59 @@ def _track_one(video: VideoInput, detections: _Detections, folder: Path, bar: Pr
     return _store(folder, video.name, signature, table, info), info
 
 
+def _progress_bar(progress: bool) -> Progress:
+    return Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    disable=not progress)
+
+
+def _set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _share_cores(workers: int) -> Callable[[], None]:
+    """Worker initializer: the cores split between the workers, so parallel detectors do not oversubscribe."""
+    return partial(_set_torch_threads, max(1, (os.cpu_count() or 1) // workers))
+
+
+def _track_in_worker(video: VideoInput, footage: FootageConfig, folder: Path) -> tuple[TrackTable, VideoInfo]:
+    """One video's tracks in a worker process or Ray task (its own detector; no progress bar)."""
+    with _progress_bar(False) as bar:
+        return _track_one(video, _Detections(footage, [video]), folder, bar)
+
+
+def _track_all(inputs: Sequence[VideoInput], detections: _Detections, folder: Path, workers: int, executor: str,
+               ray_address: str | None, progress: bool) -> dict[str, tuple[TrackTable, VideoInfo] | VideoReadError]:
+    """Tracks of every video: here, one after the other, or one task per video when there are workers to share.
+
+    A video that cannot be read gives its ``VideoReadError`` instead of tracks. Tracks of a video are the same
+    whichever process makes them (the tracker is deterministic given the detections).
+    """
+    results: dict[str, tuple[TrackTable, VideoInfo] | VideoReadError] = {}
+    parallel = len(inputs) > 1 and (workers > 1 or executor == "ray")
+    with _progress_bar(progress) as bar:
+        if not parallel:
+            for video in inputs:
+                try:
+                    results[video.name] = _track_one(video, detections, folder, bar)
+                except VideoReadError as exc:
+                    results[video.name] = exc
+            return results
+        task = bar.add_task("tracking", total=len(inputs))
+        with make_executor(executor, min(workers, len(inputs)), ray_address, initializer=_share_cores(workers),
+                           fresh=True) as pool:
+            futures = {video.name: pool.submit(_track_in_worker, video, detections.config, folder)
+                       for video in inputs}
+            for name, future in futures.items():
+                try:
+                    results[name] = future.result()
+                except VideoReadError as exc:
+                    results[name] = exc
+                bar.advance(task)
+    return results
+
+
 def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                       footage: FootageConfig = FootageConfig(), name: str | None = None, workers: int = 1,
                       recipe: Recipe = Recipe(), progress: bool = True, executor: str = "process",
@@ -384,8 +438,10 @@ def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: 
     """Build (or resume) a dataset in ``out`` from raw footage: detect, track, then the MOT builder's recipe.
 
     Inputs, detections and the tracker are checked before any video is processed; a video that cannot be read
-    is listed in the manifest's ``failures`` and the others are built. Detection and tracking run in this
-    process (torch uses every core); ``workers`` and ``executor`` distribute the crops as in ``build_dataset``.
+    is listed in the manifest's ``failures`` and the others are built. With one worker, detection and tracking
+    run in this process (torch uses every core); with more, or ``executor="ray"``, each video is detected and
+    tracked as its own task (spawned processes sharing the cores, or Ray tasks), and the crops are then
+    distributed as in ``build_dataset``. Output is identical whichever way it runs.
     """
     if kind not in KINDS:
         raise UnknownNameError(f"unknown footage kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -397,16 +453,15 @@ def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: 
     _prepare_output(out)
     folder = out / TRACKS_DIR
     folder.mkdir(exist_ok=True)
+    tracked = _track_all(inputs, detections, folder, workers, executor, ray_address, progress)
     sequences, failures = [], []
-    with Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not progress) as bar:
-        for video in inputs:
-            try:
-                table, info = _track_one(video, detections, folder, bar)
-            except VideoReadError as exc:
-                failures.append({"video": video.name, "path": str(video.path), "error": str(exc)})
-                continue
-            sequences.append(_sequence(video, info, table, folder / f"{video.name}.txt", footage.sampling))
+    for video in inputs:
+        result = tracked[video.name]
+        if isinstance(result, VideoReadError):
+            failures.append({"video": video.name, "path": str(video.path), "error": str(result)})
+            continue
+        table, info = result
+        sequences.append(_sequence(video, info, table, folder / f"{video.name}.txt", footage.sampling))
     _prune(folder, {s.name for s in sequences})
     if not sequences:
         raise DatasetFormatError("no video could be read: " + "; ".join(f["error"] for f in failures))

@@ -150,3 +150,19 @@ def test_missing_ray_says_how_to_install_it_before_any_work(monkeypatch, cli_app
     assert capsys.readouterr().err.strip() == ("error: --executor ray needs the ray package: pip install ray, "
                                                "or use --executor process")
     assert not (tmp_path / "ds").exists()
+
+
+def test_ray_detects_and_tracks_each_video_as_a_task(local_ray, tmp_path):
+    from builders.track import FootageConfig, build_from_videos
+    from test_video_track import FRAMES, det_text, walker_video, walkers
+
+    dets = tmp_path / "dets"
+    dets.mkdir()
+    for name in ("a", "b"):
+        walker_video(tmp_path / "in", name)
+        (dets / f"{name}.txt").write_text(det_text(walkers(3, FRAMES)))
+    footage = FootageConfig(detections=dets)
+    here = build_from_videos("sports", [tmp_path / "in"], tmp_path / "here", footage, progress=False)
+    on_ray = build_from_videos("sports", [tmp_path / "in"], tmp_path / "ray", footage, workers=2, executor="ray",
+                               progress=False)
+    assert on_ray.fingerprint == here.fingerprint and on_ray.built == ("a", "b")

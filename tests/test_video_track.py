@@ -394,6 +394,22 @@ def test_unreadable_videos_are_listed_and_the_others_built(tmp_path):
                           progress=False)
 
 
+def test_videos_tracked_in_parallel_give_the_same_dataset(tmp_path):
+    for name in ("a", "b"):
+        walker_video(tmp_path / "in", name)
+    (tmp_path / "in" / "garbage.avi").write_bytes(np.random.default_rng(1).bytes(4000))
+    dets = tmp_path / "dets"
+    dets.mkdir()
+    for name in ("a", "b", "garbage"):
+        (dets / f"{name}.txt").write_text(det_text(walkers(3, FRAMES)))
+    footage = FootageConfig(detections=dets)
+    one = build_from_videos("sports", [tmp_path / "in"], tmp_path / "one", footage, workers=1, progress=False)
+    two = build_from_videos("sports", [tmp_path / "in"], tmp_path / "two", footage, workers=2, progress=False)
+    assert two.fingerprint == one.fingerprint and two.built == one.built == ("a", "b")
+    failures = [json.loads((tmp_path / d / "manifest.json").read_text())["failures"] for d in ("one", "two")]
+    assert [f["video"] for f in failures[1]] == [f["video"] for f in failures[0]] == ["garbage"]
+
+
 def test_cli_builds_raw_footage_end_to_end(tmp_path, capsys):
     clip = walker_video(tmp_path / "clips", "match1")
     draw_frames(tmp_path / "clips" / "match2", walkers(3, FRAMES), FRAMES)

@@ -86,8 +86,9 @@ def build(
     out: Optional[Path] = typer.Option(None, "--out", help="Dataset folder (default: <data root>/sportsvreid or "
                                        "<data root>/dancevreid, where the names sports/dance find it)."),
     name: Optional[str] = typer.Option(None, "--name", help="Dataset name (default: the folder name)."),
-    workers: int = typer.Option(1, "--workers", help="Processes cropping in parallel (with --executor ray: the "
-                                "CPUs of a local Ray instance the build starts; a cluster uses all of its CPUs)."),
+    workers: int = typer.Option(1, "--workers", help="Processes working in parallel: raw footage is detected and "
+                                "tracked one video per process, then crops are cut in parallel (with --executor ray: "
+                                "the CPUs of a local Ray instance the build starts; a cluster uses all of its CPUs)."),
     executor: ExecutorKind = typer.Option(
         ExecutorKind.process, "--executor", help="process: a process pool on this machine. ray: one task per chunk "
         "on a Ray cluster (needs the ray package), the same output; across machines every node must see the "
