@@ -73,11 +73,7 @@ class CLIPReIDConfig(ClipModelConfig):
     stage1_warmup_lr: float = 1e-5
     stage1_min_lr: float = 1e-6
     stage1_amp: bool = True
-    id_loss_weight: float = 0.25
-    triplet_loss_weight: float = 1.0
     i2t_loss_weight: float = 1.0
-    label_smoothing: float = 0.1
-    triplet_margin: float = 0.3
 
     def __post_init__(self) -> None:
         if self.stage1_epochs < 0:

@@ -24,12 +24,7 @@ from vreid_bench.models.losses import batch_hard_triplet, label_smoothed_cross_e
 
 @dataclass
 class ClipTapConfig(ClipModelConfig):
-    """Loss weights as CLIP-ReID's stage 2 sets them, without its image-to-text term."""
-
-    id_loss_weight: float = 0.25
-    triplet_loss_weight: float = 1.0
-    label_smoothing: float = 0.1
-    triplet_margin: float = 0.3
+    """Loss weights as CLIP-ReID's stage 2 sets them (the shared CLIP defaults), without its image-to-text term."""
 
 
 @dataclass

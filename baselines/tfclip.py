@@ -52,11 +52,7 @@ class TFCLIPConfig(ClipModelConfig):
 
     ssp_layers: int = 2
     ssp_dropout: float = 0.1
-    id_loss_weight: float = 0.25
-    triplet_loss_weight: float = 1.0
     memory_loss_weight: float = 1.0
-    label_smoothing: float = 0.1
-    triplet_margin: float = 0.3
     memory_batch_size: int = 16
 
     def __post_init__(self) -> None:

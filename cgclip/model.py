@@ -87,11 +87,7 @@ class CGCLIPConfig(ClipModelConfig):
     cmr_depth: int = 2
     cmr_dropout: float = 0.1
     cmr_max_captions: int = 8
-    id_loss_weight: float = 0.25
-    triplet_loss_weight: float = 1.0
     cmr_loss_weight: float = 1.0
-    label_smoothing: float = 0.1
-    triplet_margin: float = 0.3
     memory_batch_size: int = 16
 
     def __post_init__(self) -> None:

@@ -19,3 +19,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cli_with(monkeypatch):
+    """The real ``vreid`` entry point (``cli.main``) with only the given command modules registered."""
+    import typer
+
+    from vreid_bench import cli
+
+    def make(*modules):
+        app = typer.Typer(pretty_exceptions_enable=False)
+        app.callback()(lambda: None)
+        for module in modules:
+            module.register(app)
+        monkeypatch.setattr(cli, "app", app)
+        monkeypatch.setattr(cli, "_register_all", lambda: None)
+        return app
+
+    return make

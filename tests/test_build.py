@@ -398,14 +398,8 @@ def test_a_foreign_output_folder_is_refused(sportsmot, tmp_path):
 
 
 @pytest.fixture
-def cli_app(monkeypatch) -> typer.Typer:
-    """The real ``vreid`` entry point with this module's commands registered on a fresh app."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-    app.callback()(lambda: None)
-    cli_build.register(app)
-    monkeypatch.setattr(cli, "app", app)
-    monkeypatch.setattr(cli, "_register_all", lambda: None)
-    return app
+def cli_app(cli_with) -> typer.Typer:
+    return cli_with(cli_build)
 
 
 def test_cli_bad_mot_root_exits_2_with_one_line(cli_app, tmp_path, capsys):

@@ -25,6 +25,11 @@ def staged_leftovers(out: Path) -> list[Path]:
     return list((out / "crops").glob(".*.partial")) if (out / "crops").is_dir() else []
 
 
+@pytest.fixture
+def cli_app(cli_with) -> typer.Typer:
+    return cli_with(cli_build)
+
+
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory) -> Path:
     return write_sportsmot(tmp_path_factory.mktemp("src") / "sportsmot", SPLITS, PEOPLE, FRAMES)
@@ -64,17 +69,6 @@ def local_ray(request):
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture
-def cli_app(monkeypatch) -> typer.Typer:
-    """The real ``vreid`` entry point with the build commands registered on a fresh app."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-    app.callback()(lambda: None)
-    cli_build.register(app)
-    monkeypatch.setattr(cli, "app", app)
-    monkeypatch.setattr(cli, "_register_all", lambda: None)
-    return app
 
 
 # ---------------------------------------------------------------------------------------------- Ray builds

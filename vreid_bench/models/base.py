@@ -84,13 +84,18 @@ class ClipModelConfig:
 
     ``backbone``: ``"ViT-B-16"`` (default) or ``"tiny"`` for tests. The camera embedding is added to the class
     token (cameras × width, std 0.02, times ``camera_scale``). ``pos_embed_interpolation`` resizes CLIP's 14×14
-    positional grid to the input's patch grid.
+    positional grid to the input's patch grid. The loss settings are CLIP-ReID's and TF-CLIP's: 0.25 × the
+    label-smoothed ID losses plus the batch-hard triplet losses.
     """
 
     backbone: str = "ViT-B-16"
     camera_embedding: bool = True
     camera_scale: float = 1.0
     pos_embed_interpolation: str = "bicubic"
+    id_loss_weight: float = 0.25
+    triplet_loss_weight: float = 1.0
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.3
 
     def backbone_config(self, image_size: tuple[int, int], text: bool) -> ClipBackboneConfig:
         return ClipBackboneConfig(
