@@ -5,17 +5,15 @@ vectors in the prompt "A photo of a X X X X person." (each X is a learnable toke
 prefix and suffix embeddings; the end-of-text token through CLIP's frozen text encoder and projection gives the
 identity's text feature).
 
-- **Stage 1** (:meth:`CLIPReID.prepare`): the image encoder is frozen and its features computed once; only the
-  context vectors learn, by supervised contrastive losses image→text plus text→image (raw features,
-  temperature 1), 120 epochs of Adam at 3.5e-4 with weight decay 1e-4, batch 64, linear warm-up from 1e-5 over 5
-  epochs then cosine to 1e-6. The text features of all identities are then frozen and cached in a buffer, so a
-  resumed or re-evaluated model has them from its state dict.
-- **Stage 2** (the harness's loop): the image encoder is fine-tuned with
+- **Stage 1** (:meth:`CLIPReID.prepare`, the recipe's ``stages.prompts``): the image encoder is frozen and its
+  features computed once; only the context vectors learn, by supervised contrastive losses image→text plus
+  text→image (raw features, temperature 1), 120 epochs of Adam at 3.5e-4 with weight decay 1e-4, batch 64, linear
+  warm-up from 1e-5 over 5 epochs then cosine to 1e-6. The text features of all identities are then frozen and
+  cached in a buffer, so a resumed or re-evaluated model has them from its state dict.
+- **Stage 2** (the harness's loop, the rest of the recipe): the image encoder is fine-tuned with
   ``0.25 × (ID(BN(class 768)) + ID(BN(projected 512)))`` + batch-hard triplet (margin 0.3) on the penultimate
   layer's class token, the final class token and the projected feature, summed, + the label-smoothed
-  cross-entropy of ``projected · text_featuresᵀ``. ID losses are label-smoothed (ε 0.1). The reference solver is
-  Adam at 5e-6, weight decay 1e-4, biases at 2× lr, 60 epochs with ×0.1 at 30 and 50 after 10 warm-up epochs
-  from 0.1× (``--epochs 60 --set milestones=30,50``; the harness's other defaults match).
+  cross-entropy of ``projected · text_featuresᵀ``. ID losses are label-smoothed (ε 0.1).
 - **Test feature**: the pre-BN class token and projected feature concatenated (768 + 512 = 1,280 for ViT-B/16),
   as CLIP-ReID's ``NECK_FEAT: before``; text is not used at inference.
 
@@ -23,10 +21,8 @@ Video adaptation (CLIP-ReID is image-based): every frame goes through the image 
 averaged over the clip's frames before the heads and losses. Stage 1's image features are one per training clip
 (every clip of the evaluation sampling), the frame mean of the frozen encoder's projected class token. As in the
 reference, stage 1 features are computed without the camera embedding, which is added in stage 2 and at test
-time. The camera embedding is on by default, as in every CLIP model of this toolkit (the reference's
-"CLIP-ReID+SIE"); ``camera_embedding=false`` gives the reference's plain person setting. The positional grid is
-resized as the toolkit's other CLIP models do it (bicubic); ``pos_embed_interpolation=bilinear`` resizes it as
-the reference code does.
+time. The camera embedding is off, as in the reference's person setting (``SIE_CAMERA: False``);
+``camera_embedding=true`` gives its "CLIP-ReID+SIE" variant (the reference then scales it by ``SIE_COE`` 3.0).
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import ClassVar, ContextManager, Literal
 
 import torch
 import torch.distributed as dist
@@ -54,48 +50,60 @@ PLACEHOLDER = "X"
 CONTEXT_INIT_STD = 0.02
 
 
+@dataclass(frozen=True)
+class PromptStage:
+    """Stage 1, the prompt stage (``SOLVER.STAGE1`` of the reference): ``epochs`` of Adam over the frozen image
+    features in batches of ``batch_size``, lr linear from ``warmup_lr`` over ``warmup_epochs`` then cosine from
+    ``lr`` down to ``min_lr``; ``amp`` runs the text encoder under autocast on GPUs (the reference: fp16 with a
+    gradient scaler)."""
+
+    epochs: int = 120
+    batch_size: int = 64
+    lr: float = 3.5e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 5
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-6
+    amp: Literal["fp16", "bf16", "off"] = "fp16"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"stages.prompts.epochs={self.epochs}: give 0 or more prompt-learning epochs")
+        if self.batch_size < 1:
+            raise ConfigError(f"stages.prompts.batch_size={self.batch_size}: give at least 1 (the reference uses 64)")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"stages.prompts.warmup_epochs={self.warmup_epochs}: give 0 or more epochs")
+
+
 @dataclass
 class CLIPReIDConfig(ClipModelConfig):
     """CLIP-ReID's settings (``configs/person/vit_clipreid.yml`` of the reference code).
 
-    ``prompt``: the template; each ``X`` word becomes one learnable context vector per identity.
-    ``stage1_*``: the prompt stage (epochs, batch of clip features, Adam lr and weight decay, linear warm-up from
-    ``stage1_warmup_lr`` over ``stage1_warmup_epochs``, cosine down to ``stage1_min_lr``); ``stage1_amp`` runs the
-    text encoder in bfloat16 autocast on GPUs that support it, as the reference runs stage 1 in mixed precision.
+    ``prompt``: the template; each ``X`` word becomes one learnable context vector per identity. The prompt
+    stage's training settings are the recipe's ``stages.prompts`` (:class:`PromptStage`).
     """
 
+    STAGES: ClassVar[dict[str, type]] = {"prompts": PromptStage}
+
+    camera_embedding: bool = False
     prompt: str = "A photo of a X X X X person."
-    stage1_epochs: int = 120
-    stage1_batch_size: int = 64
-    stage1_lr: float = 3.5e-4
-    stage1_weight_decay: float = 1e-4
-    stage1_warmup_epochs: int = 5
-    stage1_warmup_lr: float = 1e-5
-    stage1_min_lr: float = 1e-6
-    stage1_amp: bool = True
     i2t_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.stage1_epochs < 0:
-            raise ConfigError(f"stage1_epochs={self.stage1_epochs}: give 0 or more prompt-learning epochs")
-        if self.stage1_batch_size < 1:
-            raise ConfigError(f"stage1_batch_size={self.stage1_batch_size}: give at least 1 (the reference uses 64)")
-        if self.stage1_warmup_epochs < 0:
-            raise ConfigError(f"stage1_warmup_epochs={self.stage1_warmup_epochs}: give 0 or more epochs")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing={self.label_smoothing}: give a value in [0, 1), e.g. 0.1")
 
 
-def stage1_learning_rate(epoch: int, config: CLIPReIDConfig) -> float:
+def stage1_learning_rate(epoch: int, stage: PromptStage) -> float:
     """Learning rate of stage-1 epoch ``epoch`` (1-based), as the reference's timm cosine scheduler gives it:
-    linear from ``stage1_warmup_lr`` while ``epoch < warmup``, then cosine from ``stage1_lr`` over all
-    ``stage1_epochs`` (the warm-up epochs included) down to ``stage1_min_lr``."""
-    c = config
-    if epoch < c.stage1_warmup_epochs:
-        return c.stage1_warmup_lr + epoch * (c.stage1_lr - c.stage1_warmup_lr) / c.stage1_warmup_epochs
-    if epoch >= c.stage1_epochs:
-        return c.stage1_min_lr
-    return c.stage1_min_lr + 0.5 * (c.stage1_lr - c.stage1_min_lr) * (1 + math.cos(math.pi * epoch / c.stage1_epochs))
+    linear from ``warmup_lr`` while ``epoch < warmup``, then cosine from ``lr`` over all ``epochs`` (the warm-up
+    epochs included) down to ``min_lr``."""
+    s = stage
+    if epoch < s.warmup_epochs:
+        return s.warmup_lr + epoch * (s.lr - s.warmup_lr) / s.warmup_epochs
+    if epoch >= s.epochs:
+        return s.min_lr
+    return s.min_lr + 0.5 * (s.lr - s.min_lr) * (1 + math.cos(math.pi * epoch / s.epochs))
 
 
 class IdentityPrompts(nn.Module):
@@ -180,9 +188,6 @@ class CLIPReID(ReIDModel):
         self.register_buffer("prompts_learned", torch.tensor(False))
         self.feature_dim = self.backbone.width + self.backbone.embed_dim
 
-    def training_stages(self) -> list[str]:
-        return ["prompts", "image-encoder"]
-
     # --------------------------------------------------------------------------------------------- stage 2
     def forward(self, clips: Tensor, camids: Tensor, labels: Tensor | None = None) -> Tensor | dict[str, Tensor]:
         batch, length = clips.shape[:2]
@@ -225,23 +230,26 @@ class CLIPReID(ReIDModel):
         if data.num_ids != self.num_ids:
             raise ConfigError(f"the training data has {data.num_ids} identities but the model was built for "
                               f"{self.num_ids}: build it with num_ids={data.num_ids}")
-        features, labels = self.frozen_image_features(data)
-        self.learn_prompts(features, labels)
-        self.cache_text_features()
+        stage = data.stages.get("prompts", PromptStage())
+        if not isinstance(stage, PromptStage):
+            raise ConfigError("CLIP-ReID's prompt stage settings must be a PromptStage (the recipe's stages.prompts)")
+        features, labels = self.frozen_image_features(data, stage)
+        self.learn_prompts(features, labels, stage)
+        self.cache_text_features(stage)
         if dist.is_available() and dist.is_initialized():
             # One set of prompts for every process, whatever tiny differences their arithmetic had.
             dist.broadcast(self.prompts.context.data, src=0)
             dist.broadcast(self.text_features, src=0)
 
     @torch.no_grad()
-    def frozen_image_features(self, data: TrainingData) -> tuple[Tensor, Tensor]:
+    def frozen_image_features(self, data: TrainingData, stage: PromptStage) -> tuple[Tensor, Tensor]:
         """One feature per training clip from the frozen encoder: ``(N, embed_dim)`` and labels ``(N,)``."""
         was_training = self.backbone.training
         self.backbone.eval()
         features, labels = [], []
-        for clips, clip_labels, _camids, _ in data.iter_clips(self.config.stage1_batch_size):
+        for clips, clip_labels, _camids, _ in data.iter_clips(stage.batch_size):
             batch, length = clips.shape[:2]
-            with self._stage1_autocast(clips.device):
+            with _autocast(stage, clips.device):
                 tokens = self.backbone.forward_tokens(clips.flatten(0, 1))  # no camera term, as the reference
             features.append(tokens.projected.float().view(batch, length, -1).mean(1))  # (B*T, E) -> (B, E)
             labels.append(clip_labels)
@@ -258,53 +266,59 @@ class CLIPReID(ReIDModel):
         eot = torch.full_like(labels, self.prompts.eot_position)
         return self.backbone.encode_text_embeddings(embeddings, eot)
 
-    def learn_prompts(self, features: Tensor, labels: Tensor) -> list[float]:
+    def learn_prompts(self, features: Tensor, labels: Tensor, stage: PromptStage = PromptStage()) -> list[float]:
         """Train only the context vectors with i2t + t2i supervised contrastive losses; the mean loss per epoch."""
-        c = self.config
         context = self.prompts.context
         context.requires_grad_(True)
-        optimizer = torch.optim.Adam([context], lr=c.stage1_lr, weight_decay=c.stage1_weight_decay)
+        optimizer = torch.optim.Adam([context], lr=stage.lr, weight_decay=stage.weight_decay)
+        scaler = torch.amp.GradScaler(features.device.type,
+                                      enabled=stage.amp == "fp16" and features.device.type == "cuda")
         epoch_losses: list[float] = []
         with progress_bar(is_main_process()) as bar:
-            task = bar.add_task("CLIP-ReID stage 1 (prompts)", total=c.stage1_epochs, info="")
-            for epoch in range(1, c.stage1_epochs + 1):
+            task = bar.add_task("CLIP-ReID stage 1 (prompts)", total=stage.epochs, info="")
+            for epoch in range(1, stage.epochs + 1):
                 for group in optimizer.param_groups:
-                    group["lr"] = stage1_learning_rate(epoch, c)
-                epoch_losses.append(self._prompt_epoch(optimizer, features, labels))
+                    group["lr"] = stage1_learning_rate(epoch, stage)
+                epoch_losses.append(self._prompt_epoch(optimizer, scaler, features, labels, stage))
                 bar.update(task, advance=1, info=f"loss {epoch_losses[-1]:.4f}")
         context.requires_grad_(False)
         return epoch_losses
 
-    def _prompt_epoch(self, optimizer: torch.optim.Optimizer, features: Tensor, labels: Tensor) -> float:
+    def _prompt_epoch(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, features: Tensor,
+                      labels: Tensor, stage: PromptStage) -> float:
         order = torch.randperm(len(labels)).to(labels.device)
         total, batches = torch.zeros((), device=features.device), 0  # summed on the device: no sync per step
-        for batch_indices in order.split(self.config.stage1_batch_size):
+        for batch_indices in order.split(stage.batch_size):
             image_features, batch_labels = features[batch_indices], labels[batch_indices]
-            with self._stage1_autocast(features.device):
+            with _autocast(stage, features.device):
                 text_features = self.text_features_of(batch_labels).float()
             loss = (supervised_contrastive(image_features, text_features, batch_labels, batch_labels)
                     + supervised_contrastive(text_features, image_features, batch_labels, batch_labels))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total, batches = total + loss.detach(), batches + 1
         return float(total) / batches
 
-    def _stage1_autocast(self, device: torch.device) -> ContextManager[object]:
-        """bfloat16 autocast on GPUs when ``stage1_amp`` (the reference runs stage 1 in mixed precision)."""
-        if self.config.stage1_amp and device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return nullcontext()
-
     @torch.no_grad()
-    def cache_text_features(self) -> None:
+    def cache_text_features(self, stage: PromptStage = PromptStage()) -> None:
         """Freeze every identity's text feature into the ``text_features`` buffer (stage 2 and the state dict)."""
         device = self.text_features.device
         labels = torch.arange(self.num_ids, device=device)
-        with self._stage1_autocast(device):
-            rows = [self.text_features_of(chunk).float() for chunk in labels.split(self.config.stage1_batch_size)]
+        with _autocast(stage, device):
+            rows = [self.text_features_of(chunk).float() for chunk in labels.split(stage.batch_size)]
         self.text_features.copy_(torch.cat(rows))  # (num_ids, embed_dim)
         self.prompts_learned.fill_(True)
+
+
+def _autocast(stage: PromptStage, device: torch.device) -> ContextManager[object]:
+    """The prompt stage's mixed precision on GPUs (the reference: fp16 autocast); CPU runs in float32."""
+    if stage.amp == "off" or device.type != "cuda":
+        return nullcontext()
+    if stage.amp == "bf16" and not torch.cuda.is_bf16_supported():
+        return nullcontext()
+    return torch.autocast(device_type="cuda", dtype=torch.float16 if stage.amp == "fp16" else torch.bfloat16)
 
 
 def _frame_mean(tokens: ClipTokens, batch: int, length: int) -> tuple[Tensor, Tensor]:

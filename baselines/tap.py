@@ -1,8 +1,10 @@
 """Temporal average pooling baselines: an image encoder per frame, features averaged over the clip.
 
 ``clip-tap`` is the CLIP-ReID image side without its text stage: what a video CLIP model earns from CLIP
-alone. ``resnet-tap`` is the ReID "strong baseline" (Luo et al., 2019) made video by averaging frames: the
-reference point every temporal method claims to beat.
+alone. ``resnet-tap`` is the temporal pooling baseline of Gao & Nevatia ("Revisiting Temporal Modeling for
+Video-based Person ReID", 2018): ImageNet ResNet-50 per frame, average pooling over space and time, a linear
+classifier; the reference point every temporal method claims to beat. ``neck=bnneck, last_stride=1`` makes it the
+strong baseline of Luo et al. (2019) averaged over frames.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,10 +33,14 @@ class ClipTapConfig(ClipModelConfig):
 @dataclass
 class ResNetTapConfig:
     """``backbone``: ``"resnet50"`` or ``"tiny"`` (a one-block-per-stage ResNet for tests).
-    ``last_stride`` 1 doubles the final feature map (16×8 at 256×128), the strong baseline's trick."""
+    ``last_stride`` 1 doubles the final feature map (16×8 at 256×128), the strong baseline's trick; 2 is
+    torchvision's (Gao & Nevatia's temporal pooling). ``neck``: ``linear`` scores the pooled feature with a linear
+    classifier with bias (Gao & Nevatia), ``bnneck`` puts a BNNeck in between (Luo et al.'s strong baseline); the
+    test feature is the pooled one either way."""
 
     backbone: str = "resnet50"
-    last_stride: int = 1
+    last_stride: int = 2
+    neck: Literal["linear", "bnneck"] = "linear"
     id_loss_weight: float = 1.0
     triplet_loss_weight: float = 1.0
     label_smoothing: float = 0.1
@@ -89,17 +96,16 @@ class ClipTap(ReIDModel):
 
 
 class ResNetTap(ReIDModel):
-    """torchvision ResNet per frame, global average pooling, temporal average, BNNeck; 2,048-d for ResNet-50.
-
-    The test feature is the pre-BN one, as for the CLIP baselines, so every model is ranked the same way.
-    """
+    """torchvision ResNet per frame, global average pooling, temporal average, then the neck; 2,048-d for
+    ResNet-50. The test feature is the pooled one (before any BN), as for the CLIP baselines."""
 
     def __init__(self, config: ResNetTapConfig, num_ids: int, pretrained: str) -> None:
         super().__init__()
         self.config = config
         architecture = resnet_architecture(config.backbone)
         self.trunk = build_resnet(architecture, pretrained, config.last_stride)
-        self.neck = BNNeck(architecture.feature_dim, num_ids)
+        self.neck: nn.Module = (BNNeck(architecture.feature_dim, num_ids) if config.neck == "bnneck"
+                                else nn.Linear(architecture.feature_dim, num_ids))
         self.feature_dim = architecture.feature_dim
 
     def forward(self, clips: Tensor, camids: Tensor, labels: Tensor | None = None) -> Tensor | dict[str, Tensor]:
@@ -108,7 +114,8 @@ class ResNetTap(ReIDModel):
         feature = self.trunk(frames).view(batch, length, -1).mean(1)  # (B*T, D) -> (B, D)
         if not self.training:
             return feature
-        return {"feature": feature, "logits": self.neck(feature).logits}
+        scores = self.neck(feature)
+        return {"feature": feature, "logits": scores.logits if isinstance(self.neck, BNNeck) else scores}
 
     def losses(self, outputs: dict[str, Tensor], labels: Tensor) -> dict[str, Tensor]:
         c = self.config

@@ -22,13 +22,14 @@ Video ReID has no text to align CLIP's image side with, so TF-CLIP uses identity
   (768 + 512 + 768 = 2,048 for ViT-B/16).
 
 Module widths follow the backbone (``width``, ``embed_dim``), so the ``tiny`` test backbone builds the same
-modules at test size. The reference code gives the frame-level head its own batch norm but shares the video
-head's classifier; here it is a BNNeck of its own, a frame-level classifier as the paper describes it.
+modules at test size. The frame-level head has its own batch norm and, as in the reference code, shares the video
+head's classifier (``classifier_proj_temp`` scores both); ``frame_classifier=own`` gives it a classifier of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,7 @@ class TFCLIPConfig(ClipModelConfig):
     ssp_dropout: float = 0.1
     memory_loss_weight: float = 1.0
     memory_batch_size: int = 16
+    frame_classifier: Literal["shared", "own"] = "shared"
 
     def __post_init__(self) -> None:
         for key in ("ssp_layers", "memory_batch_size"):
@@ -161,6 +163,8 @@ class TFCLIP(ReIDModel):
         self.proj_neck = BNNeck(embed_dim, num_ids)
         self.video_neck = BNNeck(width, num_ids)
         self.frame_neck = BNNeck(width, num_ids)
+        if config.frame_classifier == "shared":
+            self.frame_neck.classifier = self.video_neck.classifier  # one module: its parameter is trained once
         self.register_buffer("memory", torch.zeros(num_ids, embed_dim))
         self.register_buffer("memory_built", torch.tensor(False))
         self.feature_dim = 2 * width + embed_dim

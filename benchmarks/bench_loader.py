@@ -1,6 +1,7 @@
 """Clips per second from the training and evaluation Datasets through a DataLoader, on JPEG crops.
 
-Prints one JSON object. Crops are 256×128 JPEGs (quality 95), as the builders write them.
+Prints one JSON object. Crops are 256×128 JPEGs (quality 95), as the builders write them; training clips follow a
+model's reference recipe (``--recipe``, TF-CLIP's by default: its sampler and augmentation).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from vreid_bench.clips import EvalClips, TrainClips
 from vreid_bench.data import Tracklet
-from vreid_bench.protocol import get_protocol
+from vreid_bench.recipe import reference_recipe
 from vreid_bench.sampling import IdentityBatchSampler
 
 
@@ -58,30 +59,34 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--recipe", default="tfclip", help="the model whose reference recipe the clips follow")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    protocol = get_protocol("vreid-p1")
+    recipe = reference_recipe(args.recipe)
+    spec = recipe.input
     with tempfile.TemporaryDirectory() as tmp:
         tracklets = make_tracklets(Path(tmp), args.tracklets, args.frames)
         pids = [t.pid for t in tracklets]
-        train = TrainClips(tracklets, pids, protocol)
-        sampler = IdentityBatchSampler(pids, protocol.num_ids_per_batch, protocol.num_tracklets_per_id)
-        batch = protocol.num_ids_per_batch * protocol.num_tracklets_per_id
+        train = TrainClips(tracklets, pids, recipe)
+        sampler = IdentityBatchSampler(pids, recipe.sampler.ids_per_batch, recipe.sampler.instances_per_id,
+                                       epoch=recipe.sampler.epoch)
+        batch = recipe.sampler.batch_size
         common = dict(num_workers=args.workers, persistent_workers=False, prefetch_factor=4)
         train_loader = DataLoader(train, batch_size=batch, sampler=sampler, drop_last=True, **common)
-        eval_loader = DataLoader(EvalClips(tracklets, protocol), batch_size=batch, shuffle=False, **common)
+        eval_loader = DataLoader(EvalClips(tracklets, spec, "dense"), batch_size=batch, shuffle=False, **common)
         train_rate = clips_per_second(train_loader, args.batches)
         eval_rate = clips_per_second(eval_loader, args.batches)
     print(json.dumps({
         "benchmark": "loader",
-        "crop": [protocol.height, protocol.width],
-        "seq_len": protocol.seq_len,
+        "recipe": f"{recipe.name} {recipe.hash()}",
+        "crop": [spec.height, spec.width],
+        "seq_len": spec.seq_len,
         "workers": args.workers,
         "batch": batch,
         "train_clips_per_s": round(train_rate, 1),
-        "train_frames_per_s": round(train_rate * protocol.seq_len, 1),
+        "train_frames_per_s": round(train_rate * spec.seq_len, 1),
         "eval_clips_per_s": round(eval_rate, 1),
-        "eval_frames_per_s": round(eval_rate * protocol.seq_len, 1),
+        "eval_frames_per_s": round(eval_rate * spec.seq_len, 1),
     }))
 
 

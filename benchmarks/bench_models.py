@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from vreid_bench.io import atomic_write_json
-from vreid_bench.models import MODEL_REGISTRY, create
+from vreid_bench.models import MODELS as REGISTRY, create
 from vreid_bench.profiling import clip_flops, count_parameters
 
 MODELS = ("cgclip", "tfclip", "clipreid", "clip-tap")
@@ -130,7 +130,7 @@ def main() -> None:
     results: dict[str, dict[str, object]] = {}
     skipped: dict[str, str] = {}
     for name in args.models:
-        if name not in MODEL_REGISTRY:
+        if name not in REGISTRY.names():
             skipped[name] = "not in the model registry"
             continue
         try:

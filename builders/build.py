@@ -39,7 +39,7 @@ from vreid_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_t
 KINDS = ("sports", "dance")
 CHUNK_FRAMES = 32
 RECORD_NAME = "record.json"
-DEFAULT_PROTOCOL = "vreid-p1-video"
+DEFAULT_PROTOCOL = "video-scope"
 RECREATION_NOTE = (
     f"Built by the vreid recipe {RECIPE_NAME} as a reproducible re-creation from the public sources; it is not the "
     "SportsVReID/DanceVReID dataset of the CG-CLIP paper, whose authors checked theirs by hand."

@@ -7,7 +7,9 @@ a run directory is one result: ``metrics.json`` under the run's own protocol, ``
 unfinished (or failed) run and is listed as such, never ranked.
 
 Results are only ever ranked together inside one group of :data:`GROUP_KEYS`: the same dataset content
-(fingerprint) evaluated under the same protocol (hash).
+(fingerprint) evaluated under the same protocol. The group's protocol key is its family hash (the protocol hash
+without the split), so the 10 splits of iLIDS-VID form one table; each result keeps its split, seed and recipe,
+and the table aggregates them (:mod:`leaderboard.tables`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from leaderboard.reported import ReportedResult, reported_for
 from vreid_bench.engine.rundir import CONFIG_FILE, METRICS_FILE, RunRecord, read_run_config
 from vreid_bench.errors import DatasetNotFoundError, VreidError
 
-GROUP_KEYS = ("dataset", "dataset_fingerprint", "protocol", "protocol_hash")
+GROUP_KEYS = ("dataset", "dataset_fingerprint", "protocol", "protocol_family")
 RANKS = (1, 5, 10, 20)
 REQUIRED_METRICS = ("model", "dataset", "protocol", "protocol_hash", "mAP", "cmc")
 
@@ -36,9 +38,10 @@ UNFINISHED = "unfinished"
 FAILED = "failed"
 
 COLUMNS = (
-    *GROUP_KEYS, "model", "label", "source", "status", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params",
-    "gflops_per_clip", "clips_per_s", "epochs", "seed", "num_valid_queries", "num_skipped_queries", "cmc",
-    "wall_s", "device", "git_rev", "run_dir", "reference", "note",
+    *GROUP_KEYS, "protocol_hash", "model", "label", "source", "status", "recipe", "recipe_hash", "pretrained",
+    "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "gflops_per_clip",
+    "clips_per_s", "epochs", "num_valid_queries", "num_skipped_queries", "cmc", "wall_s", "device", "git_rev",
+    "run_dir", "reference", "note",
 )
 
 
@@ -57,7 +60,7 @@ class ResultGroup:
     dataset: str
     dataset_fingerprint: str
     protocol: str
-    protocol_hash: str
+    protocol_family: str
     rows: pd.DataFrame
 
     @property
@@ -73,16 +76,23 @@ class ResultGroup:
         return f"{self.dataset} — {self.protocol}"
 
     @property
+    def num_splits(self) -> int | None:
+        """How many splits the dataset has (None for a dataset with one)."""
+        values = [int(v) for v in self.rows["num_splits"].dropna()] if "num_splits" in self.rows else []
+        return max(values) if values else None
+
+    @property
     def caption(self) -> str:
         """What makes the table's results comparable, so two tables are never mistaken for one."""
         fingerprint = self.dataset_fingerprint[:12] if self.dataset_fingerprint else "none recorded"
+        splits = f", mean ± std over its {self.num_splits} splits" if self.num_splits else ""
         return (f"dataset {self.dataset} (fingerprint {fingerprint}), protocol {self.protocol} "
-                f"(hash {self.protocol_hash})")
+                f"(hash {self.protocol_family}){splits}")
 
     @property
     def slug(self) -> str:
         """A file-name-safe name, unique per group (the hashes tell same-named groups apart)."""
-        parts = [self.dataset, self.protocol, self.protocol_hash[:8], (self.dataset_fingerprint or "none")[:8]]
+        parts = [self.dataset, self.protocol, self.protocol_family[:8], (self.dataset_fingerprint or "none")[:8]]
         return "-".join("".join(c if c.isalnum() or c in "-_." else "_" for c in part) for part in parts)
 
 
@@ -112,10 +122,16 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
         "dataset": str(metrics["dataset"]),
         "dataset_fingerprint": str(metrics.get("dataset_fingerprint") or ""),
         "protocol": str(metrics["protocol"]),
+        "protocol_family": str(metrics.get("protocol_family") or metrics["protocol_hash"]),
         "protocol_hash": str(metrics["protocol_hash"]),
         "model": str(metrics["model"]),
         "source": MEASURED,
         "status": FINISHED,
+        "recipe": metrics.get("recipe"),
+        "recipe_hash": metrics.get("recipe_hash"),
+        "pretrained": metrics.get("pretrained"),
+        "split": metrics.get("split"),
+        "num_splits": metrics.get("num_splits"),
         "mAP": float(metrics["mAP"]),
         **_percent_ranks(cmc),
         "mINP": _optional_float(metrics.get("mINP")),
@@ -123,7 +139,7 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
         "gflops_per_clip": _optional_float(metrics.get("gflops_per_clip")),
         "clips_per_s": _optional_float(metrics.get("clips_per_s")),
         "epochs": metrics.get("epochs"),
-        "seed": metrics.get("seed"),
+        "seed": metrics.get("seed", 0),
         "num_valid_queries": metrics.get("num_valid_queries"),
         "num_skipped_queries": metrics.get("num_skipped_queries"),
         "cmc": cmc,
@@ -149,12 +165,18 @@ def pending_row(record: RunRecord, run_dir: Path, status: str = UNFINISHED,
         "dataset": record.dataset.name,
         "dataset_fingerprint": record.dataset.fingerprint or "",
         "protocol": record.protocol.name,
+        "protocol_family": record.protocol.family_hash(),
         "protocol_hash": record.protocol.hash(),
         "model": record.model,
         "source": MEASURED,
         "status": status,
-        "epochs": record.config.epochs,
-        "seed": record.config.seed,
+        "recipe": record.recipe.name,
+        "recipe_hash": record.recipe.hash(),
+        "pretrained": record.pretrained,
+        "split": record.protocol.split,
+        "num_splits": record.dataset.options.get("num_splits"),
+        "epochs": record.recipe.epochs,
+        "seed": record.seed,
         "cmc": [],
         "run_dir": str(run_dir),
         "note": note,
@@ -189,16 +211,15 @@ def frame_from_rows(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _labels(frame: pd.DataFrame) -> list[str]:
-    """The model name, plus the run folder's hash where a model has several runs in one table."""
+    """The model name, plus the recipe where one table holds a model trained with several recipes."""
     if frame.empty:
         return []
-    keys = [*GROUP_KEYS, "source", "model"]
-    counts = frame.groupby(keys, dropna=False)["model"].transform("size")
+    recipes = frame.groupby([*GROUP_KEYS, "source", "model"], dropna=False)["recipe_hash"].transform("nunique")
     labels = []
-    for (_, row), count in zip(frame.iterrows(), counts):
+    for (_, row), count in zip(frame.iterrows(), recipes):
         label = row["label"] if row["source"] == REPORTED else row["model"]
-        if count > 1 and row["run_dir"]:
-            label = f"{label} ({Path(row['run_dir']).name.rsplit('-', 1)[-1]})"
+        if count > 1 and row["recipe_hash"]:
+            label = f"{label} ({row['recipe']} {str(row['recipe_hash'])[:8]})"
         labels.append(label)
     return labels
 
@@ -220,18 +241,18 @@ def collect_runs(roots: Iterable[str | os.PathLike[str]]) -> RunCollection:
     return RunCollection(frame_from_rows(rows), tuple(problems))
 
 
-def reported_rows(dataset: str, fingerprint: str, protocol: str, protocol_hash: str) -> list[dict[str, Any]]:
+def reported_rows(dataset: str, fingerprint: str, protocol: str, protocol_family: str) -> list[dict[str, Any]]:
     """Published numbers for ``dataset``, placed beside one measured group (metrics as fractions)."""
-    return [_reported_row(result, dataset, fingerprint, protocol, protocol_hash) for result in reported_for(dataset)]
+    return [_reported_row(result, dataset, fingerprint, protocol, protocol_family) for result in reported_for(dataset)]
 
 
 def _reported_row(result: ReportedResult, dataset: str, fingerprint: str, protocol: str,
-                  protocol_hash: str) -> dict[str, Any]:
+                  protocol_family: str) -> dict[str, Any]:
     def fraction(value: float | None) -> float | None:
         return None if value is None else value / 100
 
     return {"dataset": dataset, "dataset_fingerprint": fingerprint, "protocol": protocol,
-            "protocol_hash": protocol_hash, "model": result.model, "label": result.display_name,
+            "protocol_family": protocol_family, "model": result.model, "label": result.display_name,
             "source": REPORTED, "status": FINISHED, "mAP": fraction(result.mAP), "R1": fraction(result.rank1),
             "cmc": [], "reference": result.source, "note": result.note}
 
@@ -247,9 +268,9 @@ def with_reported(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def result_groups(frame: pd.DataFrame) -> list[ResultGroup]:
-    """One :class:`ResultGroup` per (dataset, fingerprint, protocol, protocol hash), in sorted order."""
+    """One :class:`ResultGroup` per (dataset, fingerprint, protocol, protocol family), in sorted order."""
     groups = []
     for key, rows in frame.groupby(list(GROUP_KEYS), sort=True):
-        dataset, fingerprint, protocol, protocol_hash = key
-        groups.append(ResultGroup(dataset, fingerprint, protocol, protocol_hash, rows.reset_index(drop=True)))
+        dataset, fingerprint, protocol, family = key
+        groups.append(ResultGroup(dataset, fingerprint, protocol, family, rows.reset_index(drop=True)))
     return groups

@@ -1,15 +1,16 @@
-"""``vreid compare``: several models, one dataset, one protocol, one training configuration.
+"""``vreid compare``: several models, one dataset, one evaluation protocol.
 
-Only the model differs between the runs. ``model.<key>`` settings go to every model whose config has that key
-(``model.backbone=tiny`` to all of them, ``model.stage1_epochs=10`` to CLIP-ReID alone), so each run directory
-records exactly the settings its model used and is the same folder ``vreid run`` with those settings writes:
-a finished run is found and skipped whichever command made it, an unfinished one is resumed from its checkpoint.
-A model that fails is reported and the others still run.
+By default each model trains with its own reference recipe (each method as its authors trained it) and all are
+evaluated under the same protocol; ``--recipe FILE`` trains every model with one shared recipe instead. ``--set``
+changes apply to every model: ``model.<key>`` and ``stages.<name>`` to the models that have them
+(``model.backbone=tiny`` to all, ``stages.prompts.epochs=10`` to CLIP-ReID alone), so each run directory records
+exactly what its model used and is the same folder ``vreid run`` with those settings writes: a finished run is
+found and skipped whichever command made it, an unfinished one is resumed from its checkpoint. A model that fails
+is reported and the others still run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,12 +22,13 @@ import pandas as pd
 
 from leaderboard.collect import FAILED, frame_from_rows, metrics_row, pending_row
 from vreid_bench.data import VideoReIDDataset
-from vreid_bench.engine.config import TrainConfig, apply_protocol_overrides
+from vreid_bench.engine.config import RunOptions
 from vreid_bench.engine.rundir import CHECKPOINT_FILE, DatasetRecord, RunRecord, is_finished, read_metrics, run_dir_for
 from vreid_bench.engine.train import ModelFactory, run_training
 from vreid_bench.errors import ConfigError, VreidError
-from vreid_bench.models import config_class, get_model_entry
+from vreid_bench.models import get_model_entry
 from vreid_bench.protocol import Protocol
+from vreid_bench.recipe import check_shared_keys, recipe_for
 
 Status = Literal["trained", "resumed", "skipped", "failed"]
 Announce = Callable[[str], None]
@@ -89,37 +91,22 @@ def canonical_models(models: Sequence[str]) -> list[str]:
     return names
 
 
-def model_settings(model: str) -> set[str]:
-    return {field.name for field in dataclasses.fields(config_class(model))}
-
-
-def overrides_for(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The ``model.<key>`` settings that ``model``'s config has."""
-    known = model_settings(model)
-    return {key: value for key, value in overrides.items() if key in known}
-
-
-def check_overrides(models: Sequence[str], overrides: dict[str, Any]) -> None:
-    """Reject a ``model.<key>`` that none of the models has: it is a typo, not a setting for another run."""
-    known = set().union(*(model_settings(model) for model in models))
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"model setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} belong to none of "
-                          f"{', '.join(models)}; `vreid models` lists each model's settings")
-
-
-def plan_runs(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protocol, config: TrainConfig,
-              out_dir: str | os.PathLike[str], dataset_record: DatasetRecord | None = None) -> list[PlannedRun]:
-    """Each model's record and run folder, computed as :func:`~vreid_bench.engine.train.run_training` does."""
+def plan_runs(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protocol, out_dir: str | os.PathLike[str],
+              recipe_file: str | os.PathLike[str] | None = None, sets: Sequence[str] = (),
+              seeds: Sequence[int] = (0,), pretrained: str | None = None,
+              dataset_record: DatasetRecord | None = None) -> list[PlannedRun]:
+    """Each model's (and seed's) record and run folder, computed as :func:`run_training` does."""
     names = canonical_models(models)
-    check_overrides(names, config.model)
+    check_shared_keys(names, dataset.family, recipe_file, sets)
     record_of_dataset = dataset_record or DatasetRecord.of(dataset)
-    effective_protocol = apply_protocol_overrides(protocol, config.protocol)
+    split_protocol = protocol.with_split(dataset.notes.get("split"))
     plans = []
     for name in names:
-        model_config = dataclasses.replace(config, model=overrides_for(name, config.model))
-        record = RunRecord(model=name, dataset=record_of_dataset, protocol=effective_protocol, config=model_config)
-        plans.append(PlannedRun(name, record, run_dir_for(out_dir, record)))
+        recipe = recipe_for(name, dataset.family, recipe_file, sets, shared=True)
+        for seed in seeds:
+            record = RunRecord(model=name, dataset=record_of_dataset, protocol=split_protocol, recipe=recipe,
+                               seed=seed, pretrained=pretrained)
+            plans.append(PlannedRun(name, record, run_dir_for(out_dir, record)))
     return plans
 
 
@@ -128,30 +115,36 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, VreidError) else f"{type(exc).__name__}: {text}"
 
 
-def compare_models(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protocol, config: TrainConfig,
-                   out_dir: str | os.PathLike[str], dataset_record: DatasetRecord | None = None,
+def compare_models(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protocol,
+                   out_dir: str | os.PathLike[str], recipe_file: str | os.PathLike[str] | None = None,
+                   sets: Sequence[str] = (), seeds: Sequence[int] = (0,), pretrained: str | None = None,
+                   options: RunOptions | None = None, dataset_record: DatasetRecord | None = None,
                    progress: bool = True, model_factory: ModelFactory | None = None,
                    announce: Announce | None = None) -> CompareResult:
-    """Train and evaluate each model in turn under ``protocol`` and ``config``; see the module docstring.
+    """Train and evaluate each model (and seed) in turn; see the module docstring.
 
-    ``announce`` receives one line per model saying what happens to it (skipped, resumed, trained, failed).
+    ``announce`` receives one line per run saying what happens to it (skipped, resumed, trained, failed).
     ``model_factory`` replaces the model registry, as in ``run_training``.
     """
     say = announce or (lambda line: None)
-    plans = plan_runs(models, dataset, protocol, config, out_dir, dataset_record)
+    plans = plan_runs(models, dataset, protocol, out_dir, recipe_file, sets, seeds, pretrained, dataset_record)
     outcomes = []
     for index, plan in enumerate(plans, 1):
-        prefix = f"[{index}/{len(plans)}] {plan.model}"
+        seed = f" seed {plan.record.seed}" if len(seeds) > 1 else ""
+        split = f" split {plan.record.protocol.split}" if plan.record.protocol.split is not None else ""
+        prefix = f"[{index}/{len(plans)}] {plan.model}{seed}{split}"
         action = plan.action
         if action == "skipped":
             say(f"{prefix}: skipped, a finished run with this configuration exists in {plan.run_dir}")
             outcomes.append(ModelOutcome(plan.model, "skipped", plan.run_dir, plan.record, read_metrics(plan.run_dir)))
             continue
         doing = "resuming its unfinished run" if action == "resumed" else "training"
-        say(f"{prefix}: {doing} in {plan.run_dir}")
+        say(f"{prefix}: {doing} with recipe {plan.record.recipe.name} ({plan.record.recipe.hash()}) in "
+            f"{plan.run_dir}")
         try:
-            result = run_training(plan.model, dataset, protocol, plan.record.config, out_dir, resume=True,
-                                  progress=progress, dataset_record=plan.record.dataset, model_factory=model_factory)
+            result = run_training(plan.model, dataset, protocol, plan.record.recipe, out_dir, seed=plan.record.seed,
+                                  pretrained=pretrained, options=options, resume=True, progress=progress,
+                                  dataset_record=plan.record.dataset, model_factory=model_factory)
         except Exception as exc:  # a failing model must not stop the others; the table shows it as failed
             say(f"{prefix}: failed: {_describe(exc)}")
             outcomes.append(ModelOutcome(plan.model, "failed", plan.run_dir, plan.record, error=_describe(exc),

@@ -42,7 +42,7 @@ def plot_title(board: Leaderboard) -> str:
     """The table's title and what tells it apart from same-named tables (fingerprint, protocol hash)."""
     group = board.group
     return (f"{board.title}\nfingerprint {(group.dataset_fingerprint or 'none')[:12]}, "
-            f"protocol hash {group.protocol_hash}")
+            f"protocol hash {group.protocol_family}")
 
 
 def board_section(board: Leaderboard, max_rank: int = DEFAULT_MAX_RANK) -> str:

@@ -2,7 +2,7 @@
 
 Sources: the CG-CLIP abstract and the TF-CLIP paper, as collected in the project's model notes. These numbers
 come from the authors' own datasets, weights and evaluation code (TF-CLIP's ranks each query against
-query ∪ gallery), so they are context for a measured table, not a row of it. The paper's SportsVReID and
+query ∪ gallery, as ``all-tracklets`` does), so they are context for a measured table, not a row of it. The paper's SportsVReID and
 DanceVReID were built and checked by hand by its authors; a dataset built by ``vreid build`` under the same
 name is a re-creation, which is one more reason these rows are never marked best.
 """
@@ -35,7 +35,7 @@ REPORTED: tuple[ReportedResult, ...] = (
     ReportedResult("cgclip", "CG-CLIP", "sportsvreid", CGCLIP_PAPER, mAP=77.7, rank1=90.4),
     ReportedResult("cgclip", "CG-CLIP", "dancevreid", CGCLIP_PAPER, rank1=95.7),
     ReportedResult("tfclip", "TF-CLIP", "mars", TFCLIP_PAPER, mAP=89.4, rank1=93.0,
-                   note="ranked against query ∪ gallery (protocol tfclip-mars)"),
+                   note="ranked against query ∪ gallery (protocol all-tracklets)"),
     ReportedResult("tfclip", "TF-CLIP", "lsvid", TFCLIP_PAPER, mAP=83.8, rank1=90.4),
     ReportedResult("tfclip", "TF-CLIP", "ilidsvid", TFCLIP_PAPER, rank1=94.5),
     ReportedResult("tfclip", "TF-CLIP", "sportsvreid", VIA_CGCLIP, mAP=77.3, rank1=89.7, approximate=True,

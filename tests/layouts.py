@@ -150,14 +150,29 @@ class SplitLayout(Layout):
                 "gallery": tracklets(test_people, (1,))}
 
 
-def write_ilidsvid(parent: Path, seed: int = 0) -> SplitLayout:
+def _person_image(path: Path, person: int, camera: int) -> None:
+    """A 32×16 PNG: the person's colour in the middle, the camera's in the rest (for tests that train)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = np.full((32, 16, 3), (200, 60, 60) if camera == 0 else (60, 60, 200), dtype=np.uint8)
+    frame[8:24, 4:12] = np.random.default_rng(person).integers(0, 256, 3)
+    Image.fromarray(frame).save(path)
+
+
+def write_ilidsvid(parent: Path, seed: int = 0, images: bool = False) -> SplitLayout:
+    """``images``: real PNG frames instead of empty files, for tests that train on the layout."""
     dataset_dir = parent / "ilids-vid"
     sequences = "i-LIDS-VID/sequences"
     frame_names = {cam: tuple(f"{cam}_{{person}}_{n}.png" for n in numbers) for cam, numbers in ILIDS_FRAMES.items()}
-    for cam, names in frame_names.items():
+    for camera, (cam, names) in enumerate(frame_names.items()):
         for person in ILIDS_PEOPLE:
             for name in reversed(names):
-                _touch(dataset_dir / sequences / cam / person / name.format(person=person))
+                path = dataset_dir / sequences / cam / person / name.format(person=person)
+                if images:
+                    _person_image(path, int(person[len("person"):]), camera)
+                else:
+                    _touch(path)
     rng = np.random.default_rng(seed)
     ls_set = np.stack([rng.permutation(len(ILIDS_PEOPLE)) + 1 for _ in range(10)])  # (10, people), 1-based
     split_dir = dataset_dir / "train-test people splits"

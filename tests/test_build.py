@@ -223,7 +223,7 @@ def test_sportsmot_build_round_trips_through_the_loader(reference):
     check_dataset(dataset)
     assert {k: reference.counts[k] for k in expected_counts(2, 2, PEOPLE)} == expected_counts(2, 2, PEOPLE)
     assert dataset.fingerprint == reference.fingerprint
-    assert dataset.default_protocol == "vreid-p1-video"
+    assert dataset.default_protocol == "video-scope"
     assert sorted(dataset.pid_names.values())[0] == "v_a_c001:1"
     assert all(len(t) == 25 for t in dataset.train + dataset.query + dataset.gallery)
     manifest = json.loads((reference.path / "manifest.json").read_text())

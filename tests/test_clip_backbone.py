@@ -61,7 +61,19 @@ def test_bicubic_resize_matches_open_clip_loading():
     old = torch.randn(1 + 14 * 14, 24)
     state = {"visual.positional_embedding": old.clone()}
     open_clip.model.resize_pos_embed(state, SimpleNamespace(visual=SimpleNamespace(grid_size=(16, 8))))
-    assert torch.allclose(resize_positional_embedding(old, (16, 8)), state["visual.positional_embedding"], atol=1e-5)
+    assert torch.allclose(resize_positional_embedding(old, (16, 8), mode="bicubic"), state["visual.positional_embedding"],
+                          atol=1e-5)
+
+
+def test_bilinear_resize_is_the_references_and_the_default():
+    """TF-CLIP's and CLIP-ReID's ``resize_pos_embed``: plain ``F.interpolate(mode='bilinear')`` of the 14×14 grid."""
+    old = torch.randn(1 + 14 * 14, 24)
+    grid = old[1:].reshape(1, 14, 14, 24).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(16, 8), mode="bilinear").permute(0, 2, 3, 1)
+    resized = resize_positional_embedding(old, (16, 8))
+    assert torch.equal(resized[0], old[0])
+    assert torch.allclose(resized[1:], expected.reshape(16 * 8, 24), atol=1e-6)
+    assert not torch.allclose(resized, resize_positional_embedding(old, (16, 8), mode="bicubic"), atol=1e-3)
 
 
 def test_non_square_grid_without_its_shape_is_refused():

@@ -8,17 +8,20 @@ import warnings
 import pytest
 import torch
 
-from baselines.clipreid import CLIPReID, CLIPReIDConfig, penultimate_class_token, stage1_learning_rate
+from baselines.clipreid import CLIPReID, PromptStage, penultimate_class_token, stage1_learning_rate
+from recipes import tiny_recipe
 from toolkit_fixture import make_toolkit_dataset
 from vreid_bench.data import Tracklet
 from vreid_bench.datasets import load
-from vreid_bench.engine.config import config_from_dict
+from vreid_bench.engine.config import RunOptions
+from vreid_bench.engine.optim import parameter_groups
 from vreid_bench.engine.train import eval_run, run_training
 from vreid_bench.errors import ConfigError
 from vreid_bench.models import create
 from vreid_bench.models.base import TrainingData
 from vreid_bench.models.losses import supervised_contrastive
 from vreid_bench.protocol import get_protocol
+from vreid_bench.recipe import OptimizerSpec
 
 IMAGE_SIZE = (32, 16)  # 2×1 patches of the tiny backbone: fast, and every code path is the ViT-B/16 one
 NUM_IDS, CLIPS_PER_ID, SEQ_LEN, NUM_CAMS = 4, 4, 2, 2
@@ -45,7 +48,7 @@ def synthetic_clips(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return clips, labels, camids
 
 
-def training_data() -> TrainingData:
+def training_data(stage: PromptStage | None = None) -> TrainingData:
     clips, labels, camids = synthetic_clips()
     tracklets = [Tracklet(frames=(f"{i}.jpg",), pid=int(label), camid=int(cam))
                  for i, (label, cam) in enumerate(zip(labels, camids))]
@@ -57,17 +60,22 @@ def training_data() -> TrainingData:
 
     return TrainingData(tracklets=tracklets, labels=labels.tolist(), num_ids=NUM_IDS, num_cams=NUM_CAMS,
                         captions={label: [] for label in range(NUM_IDS)}, iter_clips=iter_clips,
-                        device=torch.device("cpu"))
+                        device=torch.device("cpu"), stages={"prompts": stage or PromptStage()})
 
 
-STAGE1 = {"stage1_batch_size": 8, "stage1_lr": 1e-2, "stage1_warmup_epochs": 1}
+def stage1(epochs: int) -> PromptStage:
+    return PromptStage(epochs=epochs, batch_size=8, lr=1e-2, warmup_epochs=1)
+
+
+def groups(model: CLIPReID, lr: float) -> list[dict]:
+    return parameter_groups(model, OptimizerSpec(lr=lr, weight_decay=1e-4, bias_lr_factor=2.0))
 
 
 @pytest.fixture(scope="module")
 def prepared_state() -> dict[str, torch.Tensor]:
     """The state of a model after a short stage 1, computed once for the tests that start from it."""
-    model = build(stage1_epochs=4, **STAGE1)
-    model.prepare(training_data())
+    model = build()
+    model.prepare(training_data(stage1(4)))
     return model.state_dict()
 
 
@@ -114,12 +122,12 @@ def test_prompt_without_consecutive_placeholders_is_rejected():
 
 
 def test_unknown_setting_lists_the_valid_keys():
-    with pytest.raises(ConfigError, match="stage1_epochs"):
+    with pytest.raises(ConfigError, match="i2t_loss_weight"):
         build(stage_one_epochs=3)
 
 
 def test_stage1_learning_rate_follows_warmup_then_cosine():
-    config = CLIPReIDConfig()
+    config = PromptStage()
     assert stage1_learning_rate(1, config) == pytest.approx(1e-5 + (3.5e-4 - 1e-5) / 5)
     assert stage1_learning_rate(4, config) == pytest.approx(1e-5 + 4 * (3.5e-4 - 1e-5) / 5)
     assert stage1_learning_rate(5, config) == pytest.approx(1e-6 + 0.5 * (3.5e-4 - 1e-6) * (1 + math.cos(math.pi * 5 / 120)))
@@ -130,10 +138,10 @@ def test_stage1_learning_rate_follows_warmup_then_cosine():
 
 
 def test_stage1_lowers_supcon_and_changes_only_the_prompts():
-    model = build(stage1_epochs=8, **STAGE1)
+    model = build()
     before = {key: value.clone() for key, value in model.state_dict().items()}
-    data = training_data()
-    features, labels = model.frozen_image_features(data)
+    data = training_data(stage1(8))
+    features, labels = model.frozen_image_features(data, stage1(8))
     assert features.shape == (NUM_IDS * CLIPS_PER_ID, model.backbone.embed_dim)
     loss_before = stage1_loss(model, features, labels)
     model.prepare(data)
@@ -145,7 +153,7 @@ def test_stage1_lowers_supcon_and_changes_only_the_prompts():
     unchanged = [key for key in before if key not in learned and torch.equal(before[key], after[key])]
     assert sorted(unchanged) == sorted(set(before) - learned)
     # The features were computed once from the frozen encoder, which stage 1 left as it was.
-    assert torch.equal(model.frozen_image_features(data)[0], features)
+    assert torch.equal(model.frozen_image_features(data, stage1(8))[0], features)
     # Afterwards the prompts are frozen and every identity's text feature is cached.
     assert bool(model.prompts_learned)
     assert not model.prompts.context.requires_grad
@@ -155,7 +163,7 @@ def test_stage1_lowers_supcon_and_changes_only_the_prompts():
 
 def test_text_features_stay_out_of_stage2_and_travel_in_the_state_dict(prepared: CLIPReID):
     model = prepared
-    trainable = {id(p) for group in model.param_groups(5e-6, 1e-4) for p in group["params"]}
+    trainable = {id(p) for group in groups(model, 5e-6) for p in group["params"]}
     frozen = [model.prompts.context, *model.backbone.text.parameters()]
     assert not trainable & {id(p) for p in frozen}
     assert trainable >= {id(p) for p in model.backbone.visual.parameters()}
@@ -172,10 +180,10 @@ def test_text_features_stay_out_of_stage2_and_travel_in_the_state_dict(prepared:
 
 def test_param_groups_put_biases_at_twice_the_learning_rate(prepared: CLIPReID):
     model = prepared
-    groups = {group["lr"]: group["params"] for group in model.param_groups(5e-6, 1e-4)}
-    assert set(groups) == {5e-6, 1e-5}
+    by_lr = {group["lr"]: group["params"] for group in groups(model, 5e-6)}
+    assert set(by_lr) == {5e-6, 1e-5}
     names = {id(p): name for name, p in model.named_parameters()}
-    assert all(names[id(p)].endswith("bias") for p in groups[1e-5])
+    assert all(names[id(p)].endswith("bias") for p in by_lr[1e-5])
 
 
 def test_training_before_stage1_is_refused():
@@ -190,7 +198,7 @@ def test_stage2_trains_the_image_encoder_and_the_loss_falls(prepared: CLIPReID):
     text_features = model.text_features.clone()
     visual_before = [p.detach().clone() for p in model.backbone.visual.parameters()]
     clips, labels, camids = synthetic_clips(seed=2)
-    optimizer = torch.optim.Adam(model.param_groups(1e-3, 1e-4))
+    optimizer = torch.optim.Adam(groups(model, 1e-3))
     model.train()
     totals = []
     for _ in range(8):
@@ -247,18 +255,13 @@ def test_test_feature_is_the_frame_mean_of_class_and_projected_features_without_
 
 def test_the_harness_runs_both_stages_and_a_saved_run_evaluates_the_same(tmp_path):
     dataset_dir = make_toolkit_dataset(tmp_path / "data", crop_size=IMAGE_SIZE)
-    protocol = {"height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1], "seq_len": SEQ_LEN, "num_ids_per_batch": 3,
-                "num_tracklets_per_id": 2}
-    config = config_from_dict({
-        "epochs": 2, "lr": 1e-4, "warmup_epochs": 0, "milestones": [], "workers": 0, "device": "cpu",
-        "pretrained": "none", "protocol": protocol,
-        "model": {"backbone": "tiny", "stage1_epochs": 2, "stage1_batch_size": 4},
-    })
+    recipe = tiny_recipe("clipreid", IMAGE_SIZE, SEQ_LEN, "stages.prompts.epochs=2", "stages.prompts.batch_size=4")
+    options = RunOptions(workers=0, device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = run_training("clipreid", load(dataset_dir), get_protocol("vreid-p1"), config, tmp_path / "runs",
-                              progress=False)
-        again = eval_run(result.run_dir, progress=False)
+        result = run_training("clipreid", load(dataset_dir), get_protocol("gallery-only"), recipe, tmp_path / "runs",
+                              pretrained="none", options=options, progress=False)
+        again = eval_run(result.run_dir, options=options, progress=False)
     weights = torch.load(result.run_dir / "model.pt", weights_only=True)
     assert bool(weights["prompts_learned"]) and weights["text_features"].abs().sum() > 0
     assert again["mAP"] == pytest.approx(result.metrics["mAP"])

@@ -1,4 +1,5 @@
-"""``vreid compare`` (skip, resume, failures, per-model settings) and ``vreid demo`` end to end at a small size.
+"""``vreid compare`` (own recipes, shared recipe, skip, resume, failures, per-model settings) and ``vreid demo`` end
+to end at a small size.
 
 Comparisons train a small pooling model through a counting factory, so that "skipped" can be checked as "the
 model was never built"; the demo runs the real tiny CG-CLIP and ResNet-TAP on real synthetic footage.
@@ -24,13 +25,17 @@ from toolkit_fixture import make_toolkit_dataset
 from vreid_bench import cli_compare
 from vreid_bench.datasets import load
 from vreid_bench.engine import train as train_module
-from vreid_bench.engine.config import TrainConfig, config_from_dict
+from vreid_bench.engine.config import RunOptions
 from vreid_bench.engine.rundir import CHECKPOINT_FILE, RunRecord, run_dir_for
 from vreid_bench.errors import ConfigError, UnknownNameError, VreidError
 from vreid_bench.models.base import ReIDModel, TrainingData
 from vreid_bench.protocol import get_protocol
+from vreid_bench.recipe import recipe_for
 
-SMALL_PROTOCOL = {"height": 32, "width": 16, "seq_len": 4, "num_ids_per_batch": 2, "num_tracklets_per_id": 2}
+# Test size for every model's recipe: small frames and clips, P×K = 2×2, a flat learning rate.
+SMALL_SETS = ("input.height=32", "input.width=16", "input.seq_len=4", "sampler.ids_per_batch=2",
+              "sampler.instances_per_id=2", "schedule.warmup_epochs=0", "schedule.milestones=[]", "epochs=1")
+OPTIONS = RunOptions(workers=0, device="cpu", eval_batch_size=16)
 MODELS = ["clip-tap", "resnet-tap"]
 
 
@@ -88,18 +93,12 @@ def dataset_dir(tmp_path_factory) -> Path:
     return make_toolkit_dataset(tmp_path_factory.mktemp("data"), videos=2, ids_per_video=3, cameras=2, frames=6)
 
 
-def small_config(**changes) -> TrainConfig:
-    base = {"epochs": 1, "lr": 1e-2, "warmup_epochs": 0, "milestones": [], "workers": 0, "device": "cpu",
-            "eval_batch_size": 16, "protocol": dict(SMALL_PROTOCOL)}
-    return config_from_dict({**base, **changes})
-
-
-def compare(dataset_dir: Path, out: Path, factory: CountingFactory, config: TrainConfig | None = None,
-            models: list[str] = MODELS, lines: list[str] | None = None):
+def compare(dataset_dir: Path, out: Path, factory: CountingFactory, sets: tuple[str, ...] = (),
+            models: list[str] = MODELS, lines: list[str] | None = None, options: RunOptions = OPTIONS, **kwargs):
     dataset = load(dataset_dir)
-    return compare_models(models, dataset, get_protocol(dataset.default_protocol), config or small_config(), out,
-                          progress=False, model_factory=factory,
-                          announce=(lines.append if lines is not None else None))
+    return compare_models(models, dataset, get_protocol(dataset.default_protocol), out, sets=[*SMALL_SETS, *sets],
+                          options=options, progress=False, model_factory=factory,
+                          announce=(lines.append if lines is not None else None), **kwargs)
 
 
 def test_compare_trains_every_model_once_then_skips_finished_runs(dataset_dir, tmp_path):
@@ -117,12 +116,13 @@ def test_compare_trains_every_model_once_then_skips_finished_runs(dataset_dir, t
     assert all("skipped, a finished run with this configuration exists" in line for line in lines)
     # The folders are those `vreid run` writes for the same settings, so either command finds the other's runs.
     dataset = load(dataset_dir)
+    own = recipe_for("clip-tap", dataset.family, sets=SMALL_SETS)
     expected = run_dir_for(tmp_path, RunRecord("clip-tap", second.outcomes[0].record.dataset,
-                                               second.outcomes[0].record.protocol, small_config()))
+                                               second.outcomes[0].record.protocol, own))
     assert second.outcomes[0].run_dir == expected and dataset.name in expected.parts
-    # Only the model differs: one protocol, one training configuration.
+    # One protocol for all; each model its own recipe.
     records = [o.record for o in second.outcomes]
-    assert len({r.protocol.hash() for r in records}) == 1 and records[0].config == records[1].config
+    assert len({r.protocol.hash() for r in records}) == 1 and records[0].recipe == own
 
 
 def test_a_failing_model_is_reported_and_the_others_still_run(dataset_dir, tmp_path):
@@ -141,16 +141,17 @@ def test_a_failing_model_is_reported_and_the_others_still_run(dataset_dir, tmp_p
 
 
 def test_an_interrupted_model_is_resumed_from_its_checkpoint(dataset_dir, tmp_path):
-    config = small_config(epochs=2, keep_checkpoint=True)
+    sets, options = ("epochs=2",), dataclasses.replace(OPTIONS, keep_checkpoint=True)
     crashing = CountingFactory(failures={"clip-tap": {"fail_from_epoch": 2}})
-    result = compare(dataset_dir, tmp_path, crashing, config, models=["clip-tap"])
+    result = compare(dataset_dir, tmp_path, crashing, sets, models=["clip-tap"], options=options)
     [outcome] = result.outcomes
     assert outcome.status == "failed" and outcome.error == "RuntimeError: simulated crash in epoch 2"
     checkpoint = torch.load(outcome.run_dir / CHECKPOINT_FILE, weights_only=True)
     assert checkpoint["epoch"] == 0  # the first epoch finished and was saved
     healthy = CountingFactory()
     lines: list[str] = []
-    [resumed] = compare(dataset_dir, tmp_path, healthy, config, models=["clip-tap"], lines=lines).outcomes
+    [resumed] = compare(dataset_dir, tmp_path, healthy, sets, models=["clip-tap"], lines=lines,
+                        options=options).outcomes
     assert resumed.status == "resumed" and resumed.run_dir == outcome.run_dir
     assert "resuming its unfinished run" in lines[0] and healthy.calls == ["clip-tap"]
     epochs = [json.loads(line)["epoch"] for line in (resumed.run_dir / "log.jsonl").read_text().splitlines()
@@ -158,17 +159,48 @@ def test_an_interrupted_model_is_resumed_from_its_checkpoint(dataset_dir, tmp_pa
     assert epochs == [0, 1] and resumed.metrics["epochs"] == 2
 
 
+def test_each_model_trains_with_its_own_recipe_unless_one_is_shared(dataset_dir, tmp_path):
+    dataset = load(dataset_dir)
+    protocol = get_protocol(dataset.default_protocol)
+    own = {p.model: p.record.recipe for p in plan_runs(MODELS, dataset, protocol, tmp_path, sets=SMALL_SETS)}
+    # As their recipes say: CLIP-ReID's solver and timm erasing for clip-tap, Gao & Nevatia's for resnet-tap.
+    assert (own["clip-tap"].optimizer.lr, own["resnet-tap"].optimizer.lr) == (5e-6, 3e-4)
+    assert (own["clip-tap"].augment.erasing.fill, own["resnet-tap"].augment.erasing.p) == ("noise", 0.0)
+    assert (own["clip-tap"].input.mean, own["resnet-tap"].sampler.epoch) == ((0.5, 0.5, 0.5), "identities")
+    assert own["clip-tap"].hash() != own["resnet-tap"].hash()
+    shared_file = tmp_path / "shared.yaml"
+    shared_file.write_text("name: shared\nbase: tfclip\nmodel:\n  camera_embedding: true\n")
+    shared = {p.model: p.record.recipe for p in plan_runs(MODELS, dataset, protocol, tmp_path, shared_file,
+                                                        sets=SMALL_SETS)}
+    def training(recipe):  # everything but the model's own options, which differ between models by nature
+        return {k: v for k, v in recipe.to_dict().items() if k != "model"}
+
+    assert training(shared["clip-tap"]) == training(shared["resnet-tap"]) and shared["clip-tap"].name == "shared"
+    assert shared["clip-tap"].optimizer.lr == 5e-6 and shared["resnet-tap"].augment.erasing.fill == "random_colour"
+    # Each model keeps its own options (resnet-tap its ResNet-50, not the base's ViT); the shared file's own model
+    # keys reach the models that have them.
+    assert shared["resnet-tap"].model == own["resnet-tap"].model
+    assert shared["clip-tap"].model == {**own["clip-tap"].model, "camera_embedding": True}
+    with pytest.raises(ConfigError, match="model.ssp_layers belongs to none of clip-tap, resnet-tap"):
+        plan_runs(MODELS, dataset, protocol, tmp_path, sets=["model.ssp_layers=1"])
+    shared_file.write_text("name: shared\nbase: tfclip\nmodel:\n  ssp_layers: 1\n")
+    with pytest.raises(ConfigError, match="model.ssp_layers belongs to none"):
+        plan_runs(MODELS, dataset, protocol, tmp_path, shared_file, sets=SMALL_SETS)
+
+
 def test_model_settings_go_to_the_models_that_have_them(dataset_dir, tmp_path):
     dataset = load(dataset_dir)
     protocol = get_protocol(dataset.default_protocol)
-    config = small_config(model={"backbone": "tiny", "stage1_epochs": 3})
-    plans = plan_runs(["CLIP-ReID", "clip-tap", "clipreid"], dataset, protocol, config, tmp_path)
+    sets = [*SMALL_SETS, "model.backbone=tiny", "stages.prompts.epochs=3"]
+    plans = plan_runs(["CLIP-ReID", "clip-tap", "clipreid"], dataset, protocol, tmp_path, sets=sets)
     assert [p.model for p in plans] == ["clipreid", "clip-tap"]  # registry names, repeats dropped
-    assert plans[0].record.config.model == {"backbone": "tiny", "stage1_epochs": 3}
-    assert plans[1].record.config.model == {"backbone": "tiny"}
-    assert plans[0].record.config.epochs == plans[1].record.config.epochs == 1
-    with pytest.raises(ConfigError, match="model setting nope belong to none of clipreid, clip-tap"):
-        plan_runs(["clipreid", "clip-tap"], dataset, protocol, small_config(model={"nope": 1}), tmp_path)
+    assert plans[0].record.recipe.stages["prompts"]["epochs"] == 3 and plans[1].record.recipe.stages == {}
+    assert plans[0].record.recipe.model["backbone"] == plans[1].record.recipe.model["backbone"] == "tiny"
+    assert plans[0].record.recipe.epochs == plans[1].record.recipe.epochs == 1
+    with pytest.raises(ConfigError, match="model.nope belongs to none of clipreid, clip-tap"):
+        plan_runs(["clipreid", "clip-tap"], dataset, protocol, tmp_path, sets=["model.nope=1"])
+    seeded = plan_runs(["clip-tap"], dataset, protocol, tmp_path, sets=SMALL_SETS, seeds=(0, 1, 2))
+    assert [p.record.seed for p in seeded] == [0, 1, 2] and len({p.run_dir for p in seeded}) == 3
     factory = CountingFactory()
     with pytest.raises(UnknownNameError, match="unknown model 'vit-tap'"):
         compare(dataset_dir, tmp_path, factory, models=["clip-tap", "vit-tap"])
@@ -192,11 +224,11 @@ def test_cli_compare_prints_the_table_and_skips_on_the_second_run(vreid, dataset
     factory = CountingFactory()
     monkeypatch.setattr(train_module, "default_model_factory", factory)
     args = ["compare", "--dataset", str(dataset_dir), "--models", ",".join(MODELS), "--out", str(tmp_path),
-            "--epochs", "1", "--device", "cpu", "--set", "workers=0", "--set", "warmup_epochs=0",
-            *[f"--set=protocol.{key}={value}" for key, value in SMALL_PROTOCOL.items()]]
+            "--epochs", "1", "--device", "cpu", "--workers", "0", *[f"--set={item}" for item in SMALL_SETS],
+            "--set", "protocol.rerank=true"]
     assert vreid(args) == 0
     out = capsys.readouterr().out
-    assert "fixture-sports — vreid-p1-video-custom" in out and "clip-tap" in out and "resnet-tap" in out
+    assert "fixture-sports — video-scope-custom" in out and "clip-tap" in out and "resnet-tap" in out
     assert factory.calls == MODELS
     assert vreid(args) == 0
     assert capsys.readouterr().out.count("skipped, a finished run") == 2 and factory.calls == MODELS
@@ -206,17 +238,53 @@ def test_cli_compare_prints_the_table_and_skips_on_the_second_run(vreid, dataset
     factory.failures["resnet-tap"] = {"fail_in_prepare": "no captions"}
     app = typer.Typer()
     cli_compare.register(app)
-    result = CliRunner().invoke(app, [*args, "--set", "seed=1"])
+    result = CliRunner().invoke(app, [*args, "--seeds", "1"])
     assert result.exit_code == 1
-    assert "resnet-tap (failed)" in result.stdout and "1 model(s) failed: resnet-tap" in result.stdout
+    assert "resnet-tap (failed)" in result.stdout and "1 run(s) failed: resnet-tap" in result.stdout
     assert "clip-tap" in result.stdout and factory.calls == [*MODELS, "clip-tap", "resnet-tap"]
+
+
+def test_cli_compare_over_all_ten_splits_makes_one_table_of_means(vreid, tmp_path, monkeypatch, capsys):
+    from layouts import write_ilidsvid
+    from leaderboard.collect import collect_runs
+
+    layout = write_ilidsvid(tmp_path / "data", images=True)
+    factory = CountingFactory()
+    monkeypatch.setattr(train_module, "default_model_factory", factory)
+    args = ["compare", "--dataset", "ilidsvid", "--root", str(layout.dataset_dir), "--models", ",".join(MODELS),
+            "--out", str(tmp_path / "runs"), "--device", "cpu", "--workers", "0",
+            *[f"--set={item}" for item in SMALL_SETS]]
+    assert vreid([*args, "--split", "12"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "split=12 is out of range; use an integer 0..9" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+    assert vreid([*args, "--split", "all"]) == 0
+    out = capsys.readouterr().out
+    assert len(factory.calls) == 20 and out.count("training with recipe") == 20  # 10 splits × 2 models
+    runs = sorted((tmp_path / "runs" / "ilidsvid").iterdir())
+    assert len(runs) == 20
+    splits = sorted(json.loads((run / "metrics.json").read_text())["split"] for run in runs)
+    assert splits == sorted(list(range(10)) * 2)
+    [board] = build_leaderboards(collect_runs([tmp_path / "runs"]).frame)
+    assert "mean ± std over its 10 splits" in board.caption and "gallery-only" in board.title
+    assert [(row.label, row.runs, row.finished) for row in board.measured] in (
+        [("clip-tap", 10, True), ("resnet-tap", 10, True)], [("resnet-tap", 10, True), ("clip-tap", 10, True)])
+    assert all("±" in row.texts[0] for row in board.measured)
+    # A missing split is named, and that model is not averaged over the splits it has.
+    missing = [run for run in runs if run.name.startswith("resnet-tap")
+               and json.loads((run / "metrics.json").read_text())["split"] == 4]
+    (missing[0] / "metrics.json").unlink()
+    (missing[0] / "config.yaml").unlink()
+    [board] = build_leaderboards(collect_runs([tmp_path / "runs"]).frame)
+    row = next(r for r in board.measured if r.model == "resnet-tap")
+    assert row.status == "incomplete" and "splits missing (seed 0: 4) of 10" in row.note and row.texts[0] == "-"
 
 
 def test_demo_end_to_end_at_a_reduced_size(tmp_path):
     config = DemoConfig(out=tmp_path / "demo", models=("cgclip", "clip-tap"), epochs=1, videos=2, frames=60,
                         people=4, fps=10, synth_workers=1, build_workers=1, progress=False,
-                        sets=(*DEMO_SETS, "protocol.height=64", "protocol.width=32", "protocol.seq_len=4",
-                              "eval_batch_size=64"))
+                        sets=(*DEMO_SETS, "input.height=64", "input.width=32", "input.seq_len=4",
+                              "sampler.ids_per_batch=4"))
     lines: list[str] = []
     result = run_demo(config, announce=lines.append)
     assert [o.status for o in result.compare.outcomes] == ["trained", "trained"]

@@ -24,13 +24,13 @@ from leaderboard.plots import cmc_png
 from leaderboard.report import render_report, write_leaderboard
 from leaderboard.reported import reported_for
 from leaderboard.tables import build_leaderboards, to_csv, to_latex, to_markdown
-from vreid_bench.engine.config import TrainConfig
 from vreid_bench.engine.rundir import DatasetRecord, RunRecord
 from vreid_bench.protocol import get_protocol
+from vreid_bench.recipe import reference_recipe
 
 FP_A = "a" * 64
 FP_C = "c" * 64
-HASH_A = get_protocol("vreid-p1-video").hash()  # the unfinished run's real config.yaml lands in group A
+HASH_A = get_protocol("video-scope").family_hash()  # the unfinished run's real config.yaml lands in group A
 HASH_B = "bbbb33334444"
 
 
@@ -43,17 +43,23 @@ def cmc_from(ranks: dict[int, float]) -> list[float]:
     return cmc
 
 
+RECIPE_HASHES = {"cgclip": "c9c9c9c9aaaa", "tfclip": "7f7f7f7fbbbb", "clip-tap": "ca7aca7acccc"}
+
+
 def write_run(root: Path, model: str, *, dataset: str = "sportsvreid", fingerprint: str = FP_A,
-              protocol: str = "vreid-p1-video", protocol_hash: str = HASH_A, mAP: float, ranks: dict[int, float],
+              protocol: str = "video-scope", protocol_hash: str = HASH_A, mAP: float, ranks: dict[int, float],
               mINP: float, params: float, gflops: float, clips_per_s: float, epochs: int = 60,
-              folder: str | None = None, metrics_file: str = "metrics.json") -> Path:
+              folder: str | None = None, metrics_file: str = "metrics.json", seed: int = 0,
+              recipe: tuple[str, str] | None = None, split: int | None = None, num_splits: int | None = None) -> Path:
     run_dir = root / dataset / (folder or f"{model}-{protocol}-{protocol_hash[:8]}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    name, digest = recipe or (model, RECIPE_HASHES.get(model, "0" * 12))
     metrics = {"model": model, "dataset": dataset, "dataset_fingerprint": fingerprint, "protocol": protocol,
                "protocol_hash": protocol_hash, "mAP": mAP, "cmc": cmc_from(ranks), "mINP": mINP,
                "num_valid_queries": 100, "num_skipped_queries": 2, "params": params, "gflops_per_clip": gflops,
-               "clips_per_s": clips_per_s, "seed": 0, "git_rev": "abc", "wall_s": 60.0, "epochs": epochs,
-               "device": "cpu (2 threads)"}
+               "clips_per_s": clips_per_s, "seed": seed, "git_rev": "abc", "wall_s": 60.0, "epochs": epochs,
+               "device": "cpu (2 threads)", "recipe": name, "recipe_hash": digest, "split": split,
+               "num_splits": num_splits}
     (run_dir / metrics_file).write_text(json.dumps(metrics))
     if not (run_dir / "config.yaml").exists():
         (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": model, "note": "hand-written fixture"}))
@@ -63,7 +69,7 @@ def write_run(root: Path, model: str, *, dataset: str = "sportsvreid", fingerpri
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    # Group A: sportsvreid (fingerprint A) under vreid-p1-video.
+    # Group A: sportsvreid (fingerprint A) under video-scope.
     cgclip = write_run(root, "cgclip", mAP=0.7771, ranks={1: 0.904, 5: 0.95, 10: 0.97, 20: 0.99}, mINP=0.41,
                        params=91.2e6, gflops=190.4, clips_per_s=3.1)
     write_run(root, "tfclip", mAP=0.7730, ranks={1: 0.911, 5: 0.95, 10: 0.96, 20: 0.99}, mINP=0.4304,
@@ -72,14 +78,14 @@ def runs(tmp_path_factory) -> Path:
               params=86.2e6, gflops=181.0, clips_per_s=3.4)
     # An unfinished run: a real config.yaml, no metrics.json.
     record = RunRecord("resnet-tap", DatasetRecord("sportsvreid", "/data/sportsvreid", fingerprint=FP_A),
-                       get_protocol("vreid-p1-video"), TrainConfig(epochs=60))
+                       get_protocol("video-scope"), reference_recipe("resnet-tap", sets=["epochs=60"]))
     unfinished = root / "sportsvreid" / "resnet-tap-unfinished"
     unfinished.mkdir(parents=True)
     (unfinished / "config.yaml").write_text(yaml.safe_dump(record.to_dict(), sort_keys=False))
     # Group B: cgclip's run evaluated again under another protocol (vreid eval --protocol).
-    write_run(root, "cgclip", protocol="vreid-p1-video-custom", protocol_hash=HASH_B, mAP=0.50,
+    write_run(root, "cgclip", protocol="video-scope-custom", protocol_hash=HASH_B, mAP=0.50,
               ranks={1: 0.60}, mINP=0.2, params=91.2e6, gflops=190.4, clips_per_s=3.0,
-              folder=cgclip.name, metrics_file="metrics-vreid-p1-video-custom.json")
+              folder=cgclip.name, metrics_file="metrics-video-scope-custom.json")
     # Group C: another build of sportsvreid (fingerprint C), same protocol as A.
     write_run(root, "tfclip", fingerprint=FP_C, mAP=0.60, ranks={1: 0.70}, mINP=0.3, params=107.0e6,
               gflops=197.2, clips_per_s=2.0, folder="tfclip-other-build")
@@ -97,7 +103,7 @@ def boards(runs):
 
 def board_of(boards, fingerprint: str, protocol_hash: str):
     [board] = [b for b in boards
-               if b.group.dataset_fingerprint == fingerprint and b.group.protocol_hash == protocol_hash]
+               if b.group.dataset_fingerprint == fingerprint and b.group.protocol_family == protocol_hash]
     return board
 
 
@@ -192,20 +198,23 @@ def latex_tables(text: str) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------- tests
 
-EXPECTED_A = [  # label, mAP, R1, R5, R10, R20, mINP, params (M), GFLOPs/clip, clips/s, epochs
-    ["cgclip", "77.7", "90.4", "95.0", "97.0", "99.0", "41.0", "91.2", "190", "3.10", "60"],
-    ["tfclip", "77.3", "91.1", "95.0", "96.0", "99.0", "43.0", "107", "197", "2.90", "60"],
-    ["clip-tap", "65.1", "80.0", "90.0", "94.0", "98.0", "43.0", "86.2", "181", "3.40", "60"],
-    ["resnet-tap (unfinished)", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"],
+UNFINISHED_RECIPE = f"resnet-tap {reference_recipe('resnet-tap', sets=['epochs=60']).hash()[:8]}"
+EXPECTED_A = [  # label, recipe, runs, mAP, R1, R5, R10, R20, mINP, params (M), GFLOPs/clip, clips/s, epochs
+    ["cgclip", "cgclip c9c9c9c9", "1", "77.7", "90.4", "95.0", "97.0", "99.0", "41.0", "91.2", "190", "3.10", "60"],
+    ["tfclip", "tfclip 7f7f7f7f", "1", "77.3", "91.1", "95.0", "96.0", "99.0", "43.0", "107", "197", "2.90", "60"],
+    ["clip-tap", "clip-tap ca7aca7a", "1", "65.1", "80.0", "90.0", "94.0", "98.0", "43.0", "86.2", "181", "3.40",
+     "60"],
+    ["resnet-tap (unfinished)", UNFINISHED_RECIPE, "0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"],
 ]
 BEST_A = {  # (row, column index in EXPECTED_A) that must be marked; ties after rounding are all marked
-    (0, 1), (1, 2), (0, 3), (1, 3), (0, 4), (0, 5), (1, 5), (1, 6), (2, 6), (2, 7), (2, 8), (2, 9),
+    (r, c + 2) for r, c in
+    ((0, 1), (1, 2), (0, 3), (1, 3), (0, 4), (0, 5), (1, 5), (1, 6), (2, 6), (2, 7), (2, 8), (2, 9))
 }
 
 
 def test_runs_are_grouped_by_fingerprint_and_protocol_hash(runs):
     collection = collect_runs([runs])
-    groups = {(g.dataset_fingerprint, g.protocol_hash): sorted(g.rows["label"])
+    groups = {(g.dataset_fingerprint, g.protocol_family): sorted(g.rows["label"])
               for g in result_groups(collection.frame)}
     assert groups == {
         (FP_A, HASH_A): ["cgclip", "clip-tap", "resnet-tap", "tfclip"],
@@ -228,7 +237,7 @@ def test_markdown_rows_values_and_best_marks(boards):
 
 def test_csv_values_best_column_and_sources(boards):
     rows = list(csv.DictReader(io.StringIO(to_csv(boards))))
-    group_a = [r for r in rows if r["dataset_fingerprint"] == FP_A and r["protocol_hash"] == HASH_A]
+    group_a = [r for r in rows if r["dataset_fingerprint"] == FP_A and r["protocol_family"] == HASH_A]
     assert [r["label"] for r in group_a] == [row[0] for row in EXPECTED_A]
     by_model = {r["model"]: r for r in group_a}
     assert float(by_model["cgclip"]["mAP"]) == 77.7 and float(by_model["tfclip"]["R1"]) == 91.1
@@ -248,7 +257,7 @@ def test_latex_rows_bold_marks_and_escaping(boards):
     marked = {(r, c) for r, row in enumerate(table["measured"]) for c, cell in enumerate(row)
               if cell.startswith(r"\textbf{")}
     assert marked == BEST_A
-    assert r"vreid-p1-video" in table["caption"] and "_" not in table["caption"].replace(r"\_", "")
+    assert r"video-scope" in table["caption"] and "_" not in table["caption"].replace(r"\_", "")
 
 
 def test_html_report_tables_marks_and_embedded_plots(boards):
@@ -325,12 +334,48 @@ def test_reported_numbers_are_matched_by_dataset_name():
     assert reported_for("sports-demo") == [] and reported_for("prid2011") == []
 
 
-def test_several_runs_of_one_model_in_one_table_are_told_apart(tmp_path):
-    for folder, mAP in (("cgclip-vreid-p1-video-11111111", 0.5), ("cgclip-vreid-p1-video-22222222", 0.6)):
+def test_runs_of_one_model_with_other_recipes_are_told_apart(tmp_path):
+    for folder, mAP, recipe in (("cgclip-a", 0.5, ("cgclip", "1111111199aa")),
+                                ("cgclip-b", 0.6, ("shared", "2222222299bb"))):
         write_run(tmp_path, "cgclip", mAP=mAP, ranks={1: mAP}, mINP=0.1, params=1e6, gflops=1.0, clips_per_s=1.0,
-                  folder=folder)
+                  folder=folder, recipe=recipe)
     [board] = build_leaderboards(collect_runs([tmp_path]).frame)
-    assert [r.label for r in board.measured] == ["cgclip (22222222)", "cgclip (11111111)"]
+    assert [(r.label, r.recipe) for r in board.measured] == [("cgclip (shared 22222222)", "shared 22222222"),
+                                                            ("cgclip (cgclip 11111111)", "cgclip 11111111")]
+
+
+def test_seeds_of_one_configuration_make_one_row_with_mean_and_std(tmp_path):
+    for seed, mAP in ((0, 0.50), (1, 0.60), (2, 0.70)):
+        write_run(tmp_path, "cgclip", mAP=mAP, ranks={1: mAP + 0.1}, mINP=0.1, params=1e6, gflops=1.0,
+                  clips_per_s=1.0, folder=f"cgclip-s{seed}", seed=seed)
+    [board] = build_leaderboards(collect_runs([tmp_path]).frame)
+    [row] = board.measured
+    assert row.runs == 3 and row.texts[:2] == ("60.0 ± 10.0", "70.0 ± 10.0") and row.values[0] == 60.0
+    [csv_row] = [r for r in csv.DictReader(io.StringIO(to_csv([board])))]
+    assert (csv_row["mAP"], csv_row["mAP_std"], csv_row["runs"]) == ("60.0", "10.00", "3")
+
+
+def test_a_split_dataset_is_averaged_over_a_complete_set_of_splits_only(tmp_path):
+    family = get_protocol("gallery-only").family_hash()
+    for split in range(10):
+        for model, base in (("tfclip", 0.80), ("cgclip", 0.85)):
+            if model == "cgclip" and split in (3, 7):
+                continue  # two splits of cgclip never trained
+            protocol_hash = get_protocol("gallery-only").with_split(split).hash()
+            run = write_run(tmp_path, model, dataset="ilidsvid", fingerprint="i" * 64, protocol="gallery-only",
+                            protocol_hash=protocol_hash, mAP=base + split / 100, ranks={1: base}, mINP=0.5,
+                            params=1e6, gflops=1.0, clips_per_s=1.0, folder=f"{model}-{split}", split=split,
+                            num_splits=10)
+            metrics = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps({**metrics, "protocol_family": family}))
+    [board] = build_leaderboards(collect_runs([tmp_path]).frame)
+    assert "mean ± std over its 10 splits" in board.caption
+    tfclip, cgclip = board.measured
+    assert (tfclip.label, tfclip.runs, tfclip.finished) == ("tfclip", 10, True)
+    assert tfclip.texts[0] == "84.5 ± 3.0" and tfclip.best[0]
+    assert (cgclip.label, cgclip.status, cgclip.texts[0]) == ("cgclip (incomplete)", "incomplete", "-")
+    assert "splits missing (seed 0: 3, 7) of 10" in cgclip.note and not any(cgclip.best)
+    assert "cgclip (incomplete): not averaged: splits missing (seed 0: 3, 7)" in to_markdown([board])
 
 
 def test_written_files_and_plots(boards, tmp_path):
@@ -368,7 +413,7 @@ def vreid(monkeypatch):
 def test_cli_leaderboard_prints_tables_and_writes_the_report(vreid, runs, capsys):
     assert vreid(["leaderboard", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert "sportsvreid — vreid-p1-video" in out and "77.7" in out and "resnet-tap (unfinished)" in out
+    assert "sportsvreid — video-scope" in out and "77.7" in out and "resnet-tap (unfinished)" in out
     report = runs / "leaderboard.html"
     assert report.is_file() and f"HTML report: {report}" in out.replace("\n", "")
     assert len([t for t in parse_html(report.read_text()).tables if t["class"] == "measured"]) == 3

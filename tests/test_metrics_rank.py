@@ -182,3 +182,87 @@ def test_result_is_immutable() -> None:
     np.testing.assert_array_equal(result.cmc, [1.0, 1.0, 1.0])
     with pytest.raises(ValueError):
         result.cmc[0] = 0.0
+
+
+def reference_trapezoid_ap(ranked_good: np.ndarray) -> float:
+    """Precision integrated over recall with trapezoids, written from the definition: walk the ranked list of
+    valid items (1 = true match), and for each step add (recall gain) × (precision before + precision after) / 2,
+    the precision before the first item being 1."""
+    total = ranked_good.sum()
+    area, recall, precision, hits = 0.0, 0.0, 1.0, 0
+    for position, good in enumerate(ranked_good, start=1):
+        hits += int(good)
+        new_recall, new_precision = hits / total, hits / position
+        area += (new_recall - recall) * (precision + new_precision) / 2
+        recall, precision = new_recall, new_precision
+    return area
+
+
+def reference_with_junk(distmat, q_pids, g_pids, q_camids, g_camids, trapezoid: bool):
+    """Per query AP and first-match rank; junk is same identity and camera, and identity -1 everywhere."""
+    aps, firsts = [], []
+    for i in range(distmat.shape[0]):
+        order = np.argsort(distmat[i], kind="stable")
+        junk = ((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i])) | (g_pids[order] == -1)
+        good = (g_pids[order][~junk] == q_pids[i]).astype(np.int64)
+        if not good.any():
+            aps.append(np.nan)
+            firsts.append(0)
+            continue
+        hit_ranks = np.flatnonzero(good) + 1
+        aps.append(reference_trapezoid_ap(good) if trapezoid else float(np.mean(np.arange(1, len(hit_ranks) + 1)
+                                                                              / hit_ranks)))
+        firsts.append(int(hit_ranks[0]))
+    return np.array(aps), np.array(firsts)
+
+
+def mars_shaped_problem(rng: np.random.Generator):
+    """Every test tracklet is in the gallery (the queries among them), with distractors (0) and junk (-1)."""
+    num_g, num_ids = int(rng.integers(20, 120)), int(rng.integers(2, 12))
+    g_pids = rng.integers(-1, num_ids + 1, num_g)
+    g_camids = rng.integers(0, 6, num_g)
+    candidates = np.flatnonzero(g_pids >= 1)
+    queries = rng.choice(candidates, size=min(len(candidates), int(rng.integers(1, 15))), replace=False)
+    heavy_ties = rng.random() < 0.5
+    distmat = (rng.integers(0, 5, (len(queries), num_g)).astype(np.float32) if heavy_ties
+               else rng.random((len(queries), num_g)))
+    return distmat, g_pids[queries], g_pids, g_camids[queries], g_camids
+
+
+@pytest.mark.parametrize("ap", ["trapezoid", "plain"])
+def test_both_ap_definitions_match_their_definition_with_junk_and_distractors(ap):
+    rng = np.random.default_rng(7 if ap == "trapezoid" else 8)
+    checked = 0
+    for _ in range(120):
+        distmat, q_pids, g_pids, q_camids, g_camids = mars_shaped_problem(rng)
+        aps, firsts = reference_with_junk(distmat, q_pids, g_pids, q_camids, g_camids, ap == "trapezoid")
+        valid = firsts > 0
+        if not valid.any():
+            continue
+        result = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, ap=ap)
+        assert result.mAP == pytest.approx(float(np.mean(aps[valid])), abs=1e-6)
+        np.testing.assert_allclose(result.query_ap, aps, rtol=0, atol=1e-9)  # per query, NaN for the skipped
+        np.testing.assert_array_equal(result.query_first_rank, firsts)
+        expected_cmc = [(firsts[valid] <= k).mean() for k in range(1, 51)]
+        np.testing.assert_array_equal(result.cmc, expected_cmc)  # CMC exact
+        checked += 1
+    assert checked >= 50
+
+
+def test_trapezoid_ap_of_known_rankings():
+    # Matches at ranks 1 and 3 of 2 matches: (1 + 1)/2 · 1/2 + (1/2 + 2/3)/2 · 1/2 = 0.7917 (plain: 0.8333).
+    distmat = np.array([[0.1, 0.2, 0.3, 0.4]])
+    args = (np.array([1]), np.array([1, 2, 1, 2]), np.array([0]), np.array([1, 1, 1, 1]))
+    assert evaluate_rank(distmat, args[0], args[1], args[2], args[3], ap="trapezoid").mAP == pytest.approx(
+        0.25 * 2 + 0.25 * (0.5 + 2 / 3))
+    assert evaluate_rank(distmat, *args, ap="plain").mAP == pytest.approx((1 + 2 / 3) / 2)
+    with pytest.raises(MetricInputError, match="plain, trapezoid"):
+        evaluate_rank(distmat, *args, ap="area")
+
+
+def test_junk_identity_is_removed_from_every_ranking():
+    distmat = np.array([[0.1, 0.2, 0.3]])
+    junk_first = evaluate_rank(distmat, np.array([1]), np.array([-1, 1, 2]), np.array([0]), np.array([1, 1, 1]))
+    assert junk_first.cmc[0] == 1.0 and junk_first.mAP == 1.0  # the -1 item ahead of the match does not count
+    as_negative = evaluate_rank(distmat, np.array([1]), np.array([0, 1, 2]), np.array([0]), np.array([1, 1, 1]))
+    assert as_negative.cmc[0] == 0.0 and as_negative.mAP == 0.5  # a distractor (0) does

@@ -3,8 +3,10 @@ import torch
 
 from baselines.tap import ClipTapConfig
 from vreid_bench.errors import ConfigError, UnknownNameError
-from vreid_bench.models import MODEL_REGISTRY, create, get_model_entry, list_models, model_config
+from vreid_bench.engine.optim import parameter_groups
+from vreid_bench.models import MODELS, create, get_model_entry, list_models, model_config
 from vreid_bench.models.base import clip_frames
+from vreid_bench.recipe import OptimizerSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*random initialisation:UserWarning")
 
@@ -22,7 +24,7 @@ def _batch(size, seed=0):
 
 def _train(model, size, lr, steps):
     clips, labels, camids = _batch(size)
-    optimiser = torch.optim.Adam(model.param_groups(lr=lr, weight_decay=0.0))
+    optimiser = torch.optim.Adam(parameter_groups(model, OptimizerSpec(lr=lr, weight_decay=0.0)))
     model.train()
     totals = []
     for _ in range(steps):
@@ -65,7 +67,7 @@ def test_string_settings_are_converted_to_their_field_types():
 
 def test_list_models_shows_every_entry_with_its_settings():
     infos = {info.name: info for info in list_models()}
-    assert set(infos) == set(MODEL_REGISTRY) == {"cgclip", "tfclip", "clipreid", "clip-tap", "resnet-tap"}
+    assert {"cgclip", "tfclip", "clipreid", "clip-tap", "resnet-tap"} <= set(infos) == set(MODELS.names())
     fields = {field.name: field.default for field in infos["clip-tap"].fields}
     assert fields["backbone"] == "ViT-B-16" and fields["id_loss_weight"] == 0.25 and infos["clip-tap"].error is None
     assert {field.name for field in infos["resnet-tap"].fields} >= {"backbone", "last_stride"}
@@ -94,7 +96,7 @@ def test_clip_tap_trains_and_gives_concatenated_features():
 def test_param_groups_put_biases_at_twice_the_rate_and_skip_frozen_ones():
     torch.manual_seed(0)
     model = create("clip-tap", num_ids=NUM_IDS, num_cams=2, pretrained="none", image_size=(64, 32), backbone="tiny")
-    groups = model.param_groups(lr=5e-6, weight_decay=1e-4)
+    groups = parameter_groups(model, OptimizerSpec(lr=5e-6, weight_decay=1e-4, bias_lr_factor=2.0))
     by_lr = {group["lr"]: {id(p) for p in group["params"]} for group in groups}
     assert set(by_lr) == {5e-6, 1e-5}
     names = {id(p): name for name, p in model.named_parameters()}
@@ -103,10 +105,30 @@ def test_param_groups_put_biases_at_twice_the_rate_and_skip_frozen_ones():
     assert all(group["weight_decay"] == 1e-4 for group in groups)
 
 
+def test_lr_factors_multiply_the_named_modules_and_a_typo_is_refused():
+    torch.manual_seed(0)
+    model = create("clip-tap", num_ids=NUM_IDS, num_cams=2, pretrained="none", image_size=(64, 32), backbone="tiny")
+    spec = OptimizerSpec(lr=1e-5, weight_decay=0.0, bias_lr_factor=2.0, lr_factors={"proj_neck.classifier": 10.0})
+    by_lr = {group["lr"]: [p for p in group["params"]] for group in parameter_groups(model, spec)}
+    assert sorted(by_lr) == pytest.approx([1e-5, 2e-5, 1e-4])
+    assert [p is model.proj_neck.classifier.weight for p in by_lr[max(by_lr)]] == [True]
+    with pytest.raises(ConfigError, match="no trainable parameter of clip-tap starts with it"):
+        parameter_groups(model, OptimizerSpec(lr_factors={"proj_neck.clasifier": 10.0}), "clip-tap")
+
+
+def test_resnet_tap_is_gao_and_nevatias_temporal_pooling_by_default():
+    torch.manual_seed(0)
+    model = create("resnet-tap", num_ids=NUM_IDS, num_cams=2, pretrained="none", image_size=(32, 16))
+    assert model.trunk.layer4[0].conv2.stride == (2, 2)  # torchvision's ResNet-50, as their ResNet50TP
+    assert isinstance(model.neck, torch.nn.Linear) and model.neck.bias is not None  # nn.Linear(2048, num_classes)
+    strong = create("resnet-tap", num_ids=NUM_IDS, num_cams=2, pretrained="none", image_size=(32, 16),
+                    last_stride=1, neck="bnneck")
+    assert strong.trunk.layer4[0].conv2.stride == (1, 1) and hasattr(strong.neck, "bn")
+
+
 def test_resnet_tap_trains_on_small_frames_and_gives_2048_features():
     torch.manual_seed(0)
     model = create("resnet-tap", num_ids=NUM_IDS, num_cams=2, pretrained="none", image_size=(32, 16))
-    assert model.trunk.layer4[0].conv2.stride == (1, 1)  # last stride 1
     totals, _ = _train(model, (32, 16), lr=1e-4, steps=6)
     assert sum(totals[-2:]) / 2 < 0.8 * totals[0]  # batch norm from scratch makes single steps noisy
     model.eval()

@@ -11,9 +11,11 @@ import torch.nn.functional as F
 
 from baselines.tfclip import TFCLIP, SequenceSpecificPrompt, TemporalMemoryDiffusion
 from vreid_bench.data import Tracklet
+from vreid_bench.engine.optim import parameter_groups
 from vreid_bench.errors import ConfigError
 from vreid_bench.models import create
 from vreid_bench.models.base import TrainingData
+from vreid_bench.recipe import OptimizerSpec
 
 IMAGE_SIZE = (32, 16)  # 2×1 patches of the tiny backbone (width 64, embed 32): every ViT-B/16 code path, fast
 NUM_IDS, TRACKLETS_PER_ID, SEQ_LEN, NUM_CAMS = 4, 4, 3, 2
@@ -64,7 +66,7 @@ def training_data(captions: dict[int, list[str]] | None = None, extra_clips: int
 def train_steps(model, steps: int, lr: float = 1e-3) -> list[float]:
     """Full-batch Adam steps on the synthetic clips; the total loss before each step."""
     clips, labels, camids = synthetic_clips()
-    optimizer = torch.optim.Adam(model.param_groups(lr, 1e-4))
+    optimizer = torch.optim.Adam(parameter_groups(model, OptimizerSpec(lr=lr, weight_decay=1e-4, bias_lr_factor=2.0)))
     model.train()
     totals = []
     for _ in range(steps):

@@ -144,7 +144,7 @@ def make_toolkit_dataset(root: str | Path, videos: int = 2, ids_per_video: int =
         "licence": "hand-made test fixture; no source footage",
         "counts": {"identities": videos * ids_per_video, "tracklets": len(rows), **counts},
         "fingerprint": digest.hexdigest(),
-        "default_protocol": "vreid-p1-video",
+        "default_protocol": "video-scope",
         "identities_verified": True,
         "failures": [],
     }
@@ -190,6 +190,6 @@ def write_identity_dataset(root: Path, H: int, W: int, train_ids: int = 6, test_
     with (out / "captions.jsonl").open("w") as handle:
         for row in rows[:3]:
             handle.write(json.dumps({"tracklet_id": row["tracklet_id"], "caption": f"person {row['pid']}"}) + "\n")
-    manifest = {"name": name, "format_version": 1, "default_protocol": "vreid-p1", "fingerprint": f"{name}-{seed}"}
+    manifest = {"name": name, "format_version": 1, "default_protocol": "gallery-only", "fingerprint": f"{name}-{seed}"}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out

@@ -54,6 +54,18 @@ def _print_tracebacks(result: CompareResult, context: typer.Context) -> None:
             err_console.print(outcome.traceback, highlight=False, markup=False)
 
 
+def parse_seeds(text: str) -> list[int]:
+    from vreid_bench.errors import ConfigError
+
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: give comma-separated integers, e.g. --seeds 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: give one or more distinct integers, e.g. --seeds 0,1,2")
+    return seeds
+
+
 def compare(
     context: typer.Context,
     dataset: str = typer.Option(..., "--dataset", help="A registered dataset name or a dataset directory."),
@@ -61,40 +73,53 @@ def compare(
     root: Optional[str] = typer.Option(None, "--root", help="Dataset folder, or the folder holding it."),
     protocol: Optional[str] = typer.Option(None, "--protocol",
                                            help="Evaluation protocol; default: the dataset's own."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="Train every model with this one shared recipe "
+                                          "(default: each model with its own reference recipe)."),
     sets: list[str] = typer.Option(
-        [], "--set", help="key=value (repeatable); model.<key> goes to every model that has that setting, "
-        "protocol.<key> changes the protocol."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Number of epochs (overrides the config)."),
+        [], "--set", help="key=value (repeatable), applied to every model's recipe: model.<key> and stages.<name> "
+        "to the models that have them; protocol.<key> changes the protocol."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Number of epochs for every model."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds: one run per model and seed."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split of a dataset with several (iLIDS-VID, "
+                                        "PRID-2011): a number, or all for each in turn."),
     out: Path = typer.Option(Path("runs"), "--out", help="Folder of run directories."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader processes."),
     pretrained: Optional[str] = typer.Option(
         None, "--pretrained", help="Backbone weights: a tag (openai), a local file, or none for random init."),
 ) -> None:
-    """Train and evaluate several models under one protocol and one training configuration; print the table.
+    """Train and evaluate several models under one protocol, each with its own recipe; print the table.
 
     Finished runs are skipped, unfinished ones resumed; a failing model is reported and the others still run.
     """
+    import pandas as pd
+
+    from leaderboard.collect import frame_from_rows
     from leaderboard.compare import compare_models
     from leaderboard.tables import build_leaderboards
     from vreid_bench.cli import console
-    from vreid_bench.datasets import load
-    from vreid_bench.engine.config import config_from_dict, load_config
-    from vreid_bench.protocol import get_protocol
+    from vreid_bench.cli_run import datasets_for, parse_split, protocol_from, recipe_sets, run_options, with_epochs
 
-    flags = {"epochs": epochs, "device": device, "pretrained": pretrained}
-    train_config = config_from_dict({k: v for k, v in flags.items() if v is not None}, load_config(config, sets))
-    data = load(dataset, root=root)
-    chosen = get_protocol(protocol or data.default_protocol)
-    result = compare_models(_split_models(models), data, chosen, train_config, out, progress=True,
-                            announce=lambda line: console.print(line, highlight=False, markup=False))
-    _print_boards(build_leaderboards(result.frame()))
-    _print_tracebacks(result, context)
+    all_sets = with_epochs(sets, epochs)
+    options = run_options(device, workers)
+    chosen_seeds = parse_seeds(seeds)
+    results = []
+    for data in datasets_for(dataset, root, parse_split(split)):
+        chosen = protocol_from(protocol, data.default_protocol, all_sets)
+        results.append(compare_models(_split_models(models), data, chosen, out, recipe_file=recipe,
+                                      sets=recipe_sets(all_sets), seeds=chosen_seeds, pretrained=pretrained,
+                                      options=options, progress=True,
+                                      announce=lambda line: console.print(line, highlight=False, markup=False)))
+    frame = pd.concat([result.frame() for result in results], ignore_index=True)
+    _print_boards(build_leaderboards(frame_from_rows(frame.to_dict("records"))))
+    failed = [outcome for result in results for outcome in result.failed]
+    for result in results:
+        _print_tracebacks(result, context)
     console.print(f"all results and the HTML report: `vreid leaderboard {out}`", highlight=False, markup=False)
-    if result.failed:
-        names = ", ".join(outcome.model for outcome in result.failed)
-        console.print(f"{len(result.failed)} model(s) failed: {names} (`vreid --debug compare ...` shows the "
-                      "tracebacks)", highlight=False, markup=False)
+    if failed:
+        names = ", ".join(sorted({outcome.model for outcome in failed}))
+        console.print(f"{len(failed)} run(s) failed: {names} (`vreid --debug compare ...` shows the tracebacks)",
+                      highlight=False, markup=False)
         raise typer.Exit(1)
 
 

@@ -60,9 +60,11 @@ def split_stats(tracklets: Sequence[Tracklet]) -> SplitStats:
 class VideoReIDDataset:
     """Train, query and gallery tracklets of one dataset (one split of it, for datasets with several).
 
-    ``default_protocol`` names the evaluation protocol results on this dataset use unless told otherwise
-    (single-camera sources rank within each video). ``pid_names`` maps identity numbers back to the source's
-    own names where those are not numbers (``<video>:<track id>`` in toolkit datasets).
+    ``default_protocol`` names the evaluation protocol results on this dataset use unless told otherwise (its
+    literature's: every test tracklet for MARS, camera 1 against camera 2 for iLIDS-VID, within each video for
+    single-camera sources). ``family`` names the benchmark it belongs to (``mars``, ``ilidsvid`` ..., ``sports``,
+    ``dance`` for builds): the per-dataset section of a recipe that applies. ``pid_names`` maps identity numbers
+    back to the source's own names where those are not numbers (``<video>:<track id>`` in toolkit datasets).
     """
 
     name: str
@@ -70,7 +72,8 @@ class VideoReIDDataset:
     query: list[Tracklet]
     gallery: list[Tracklet]
     root: str | None = None
-    default_protocol: str = "vreid-p1"
+    default_protocol: str = "gallery-only"
+    family: str | None = None
     fingerprint: str | None = None
     pid_names: dict[int, str] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)

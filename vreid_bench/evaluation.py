@@ -24,8 +24,8 @@ def evaluate_features(query_feats: np.ndarray | torch.Tensor, gallery_feats: np.
                       query: Sequence[Tracklet], gallery: Sequence[Tracklet], protocol: Protocol) -> RankResult:
     """mAP / CMC / mINP of query features ranked against gallery features under ``protocol``.
 
-    ``gallery="query+gallery"`` ranks against the union (the query itself is removed like any same-camera
-    match); ``gallery_scope="video"`` keeps for each query only the gallery tracklets of its own video.
+    ``gallery="query+gallery"`` ranks against every test tracklet (the query itself is removed like any
+    same-camera match); ``gallery_scope="video"`` keeps for each query only the gallery tracklets of its own video.
     """
     q = _as_numpy(query_feats)
     g = _as_numpy(gallery_feats)
@@ -41,7 +41,7 @@ def evaluate_features(query_feats: np.ndarray | torch.Tensor, gallery_feats: np.
         if any(t.video is None for t in query) or any(t.video is None for t in gallery):
             raise ConfigError(
                 f"protocol {protocol.name} ranks within each video but this dataset's tracklets have no video; "
-                "use protocol vreid-p1"
+                "use protocol gallery-only"
             )
         scopes: tuple[np.ndarray | None, np.ndarray | None] = (q_videos, g_videos)
     else:
@@ -49,11 +49,11 @@ def evaluate_features(query_feats: np.ndarray | torch.Tensor, gallery_feats: np.
     if protocol.rerank:
         if protocol.normalize_features:
             q, g = l2_normalize(q), l2_normalize(g)
-        distmat = re_ranking(q, g)
+        distmat = re_ranking(q, g, k1=protocol.rerank_k1, k2=protocol.rerank_k2, lambda_value=protocol.rerank_lambda)
     else:
         distmat = pairwise_distance(q, g, metric=protocol.distance, normalize=protocol.normalize_features)
     return evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=protocol.max_rank,
-                         q_scopes=scopes[0], g_scopes=scopes[1])
+                         q_scopes=scopes[0], g_scopes=scopes[1], ap=protocol.ap)
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:

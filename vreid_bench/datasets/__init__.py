@@ -30,7 +30,7 @@ class DatasetEntry:
 REGISTRY: tuple[DatasetEntry, ...] = (
     DatasetEntry(
         "mars", "vreid_bench.datasets.mars:load", "MARS: 1,261 ids, 6 cameras, 20,478 tracklets",
-        "mars", options="none (ranking against query ∪ gallery is the protocol tfclip-mars)",
+        "mars", options="none (default protocol all-tracklets; mars-official for the official AP)",
         how_to_get="download MARS (bbox_train.zip, bbox_test.zip and the info/ folder of the MARS-evaluation "
         "code) and unpack them into <root>/mars/",
     ),
@@ -130,6 +130,24 @@ def load(name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | No
     return _call(entry.loader, base, **options)
 
 
+FAMILIES = {"sportsvreid": "sports", "dancevreid": "dance"}
+
+
+def dataset_family(name_or_path: str | os.PathLike[str]) -> str | None:
+    """The benchmark a dataset name or directory belongs to (``mars``, ``ilidsvid`` ..., ``sports``, ``dance``),
+    without loading it: the per-dataset section of a recipe that applies."""
+    path = Path(name_or_path)
+    if is_toolkit_dataset(path):
+        import json
+
+        try:
+            return json.loads((path / "manifest.json").read_text()).get("kind")
+        except (OSError, ValueError):
+            return None
+    entry = get_entry(str(name_or_path))
+    return FAMILIES.get(entry.name, entry.name)
+
+
 def find_dataset_dir(root: str | os.PathLike[str], folder: str, marker: str, entry_name: str) -> Path:
     """Resolve ``root`` that is either the dataset folder itself (it holds ``marker``) or its parent."""
     root = Path(root)
@@ -142,4 +160,4 @@ def find_dataset_dir(root: str | os.PathLike[str], folder: str, marker: str, ent
     )
 
 
-__all__ = ["REGISTRY", "DatasetEntry", "data_root", "find_dataset_dir", "get_entry", "load"]
+__all__ = ["REGISTRY", "DatasetEntry", "data_root", "dataset_family", "find_dataset_dir", "get_entry", "load"]

@@ -89,7 +89,8 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     """Load DukeMTMC-VideoReID from ``root`` (its folder, the zip's folder inside it, or the folder holding it)."""
     base = dataset_dir(root)
     train, query, gallery = (read_split(base / split) for split in SPLITS)
-    return VideoReIDDataset(name=NAME, train=train, query=query, gallery=gallery, root=str(base))
+    return VideoReIDDataset(name=NAME, family=NAME, default_protocol="gallery-only", train=train, query=query,
+                            gallery=gallery, root=str(base))
 
 
 __all__ = ["load"]

@@ -103,6 +103,8 @@ def load(root: str | os.PathLike[str], split: int = 0) -> VideoReIDDataset:
 
     return VideoReIDDataset(
         name=NAME,
+        family=NAME,
+        default_protocol="gallery-only",
         train=tracklets(train_people, (0, 1)),
         query=tracklets(test_people, (0,)),
         gallery=tracklets(test_people, (1,)),

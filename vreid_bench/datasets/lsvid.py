@@ -181,6 +181,8 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     junk = sum(line.pid == JUNK_PID for line in train_lines + test_lines)
     return VideoReIDDataset(
         name=NAME,
+        family=NAME,
+        default_protocol="all-tracklets",
         train=build_tracklets(train_lines, index, train_list),
         query=build_tracklets([test_lines[i] for i in query_rows], index, test_list),
         gallery=build_tracklets([line for line, q in zip(test_lines, is_query) if not q], index, test_list),

@@ -17,7 +17,7 @@ Layout (``<root>/mars/`` or ``<root>`` itself)::
 Published statistics: 1,261 identities, 6 cameras, 20,478 tracklets, about 1.19 M frames. Train: 625
 identities, 8,298 tracklets. Test: 636 identities, 12,180 tracklets, of which 1,980 are queries.
 
-What this loader yields (the torchreid / CLIP-ReID convention, and the toolkit's protocol):
+What this loader yields:
 
 - junk tracklets (pid -1) are dropped from every split;
 - distractor tracklets (pid 0) stay in the gallery;
@@ -25,9 +25,10 @@ What this loader yields (the torchreid / CLIP-ReID convention, and the toolkit's
   same way (its 11,310 is that gallery plus the 1,980 queries), so the test set holds 870 junk tracklets;
 - so train 625 identities / 8,298 tracklets, query 1,980, gallery 9,330.
 
-About 140 queries have no true match in that gallery; the ranking code excludes and counts them. TF-CLIP's
-evaluation ranks each query against query ∪ gallery instead: that is the protocol ``tfclip-mars``, applied at
-ranking time, not here.
+The dataset's default protocol, ``all-tracklets``, ranks each query against query ∪ gallery (every test
+tracklet), as the official MATLAB evaluation, TF-CLIP and CG-CLIP do; ``mars-official`` adds the official
+trapezoid AP. Ranked against the gallery alone (``gallery-only``, torchreid's convention) about 140 queries have
+no true match; the ranking code excludes and counts them.
 
 The 1.2 M frame names are parsed as one fixed-width character array, so loading costs no per-frame file-system
 call and no per-frame Python parsing; only building the path strings touches each frame once.
@@ -236,12 +237,14 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     test_paths = frame_paths(test_names, test_dir)
     return VideoReIDDataset(
         name=NAME,
+        family=NAME,
+        default_protocol="all-tracklets",
         train=build_tracklets(train_info, train_names, frame_paths(train_names, train_dir)),
         query=build_tracklets(test_info[query_rows], test_names, test_paths),
         gallery=build_tracklets(test_info[~is_query], test_names, test_paths),
         root=str(base),
         notes={"junk_tracklets_dropped": int(np.count_nonzero(train_info[:, 2] == JUNK_PID)) + test_junk,
-               "gallery": "test minus query (tfclip-mars ranks against query ∪ gallery)"},
+               "gallery": "test minus query (all-tracklets ranks against query ∪ gallery)"},
     )
 
 

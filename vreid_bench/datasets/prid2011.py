@@ -93,6 +93,8 @@ def load(root: str | os.PathLike[str], split: int = 0) -> VideoReIDDataset:
 
     return VideoReIDDataset(
         name=NAME,
+        family=NAME,
+        default_protocol="gallery-only",
         train=tracklets(chosen["train"], (0, 1)),
         query=tracklets(chosen["test"], (0,)),
         gallery=tracklets(chosen["test"], (1,)),

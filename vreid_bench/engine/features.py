@@ -1,4 +1,7 @@
-"""Tracklet features: the protocol's test clips through the model, clip features averaged per tracklet.
+"""Tracklet features: test clips through the model, clip features averaged per tracklet.
+
+The clips are cut as the protocol's ``test_sampling`` says, at the model's own input (its recipe's size, clip
+length, resize filter and normalisation).
 
 Clips of all tracklets are flattened into fixed-size batches (``EvalClips``), so a long tracklet never makes one
 huge batch; each clip feature is added to its tracklet's row with ``index_add_`` and divided by the clip count.
@@ -21,7 +24,7 @@ from torch.utils.data import DataLoader, Subset
 from vreid_bench.clips import EvalClips, normalize_clips
 from vreid_bench.data import Tracklet
 from vreid_bench.engine.distributed import DistContext
-from vreid_bench.protocol import Protocol
+from vreid_bench.recipe import InputSpec
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,11 @@ def _loader(dataset: torch.utils.data.Dataset, batch_size: int, workers: int) ->
                       pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(0))
 
 
-def extract_features(model: nn.Module, tracklets: Sequence[Tracklet], protocol: Protocol, device: torch.device,
-                     ctx: DistContext, batch_size: int = 32, workers: int = 0,
+def extract_features(model: nn.Module, tracklets: Sequence[Tracklet], spec: InputSpec, sampling: str,
+                     device: torch.device, ctx: DistContext, batch_size: int = 32, workers: int = 0,
                      amp_dtype: torch.dtype | None = None, progress: Progress | None = None) -> Features:
-    """Mean clip feature of every tracklet under the protocol's test sampling (the model in eval mode)."""
-    clips = EvalClips(tracklets, protocol)
+    """Mean clip feature of every tracklet under ``sampling`` (a protocol's ``test_sampling``), model in eval mode."""
+    clips = EvalClips(tracklets, spec, sampling)
     share = Subset(clips, range(ctx.rank, len(clips), ctx.world_size))
     loader = _loader(share, batch_size, workers)
     dim = int(model.feature_dim)
@@ -71,7 +74,7 @@ def extract_features(model: nn.Module, tracklets: Sequence[Tracklet], protocol: 
     model.eval()
     with torch.inference_mode():
         for batch, owners, camids in loader:
-            inputs = normalize_clips(batch, protocol, device)  # (B, T, 3, H, W) uint8 -> normalised float
+            inputs = normalize_clips(batch, spec, device)  # (B, T, 3, H, W) uint8 -> normalised float
             owners = owners.to(device)
             start = time.perf_counter()
             with autocast(device, amp_dtype):
@@ -90,14 +93,15 @@ def extract_features(model: nn.Module, tracklets: Sequence[Tracklet], protocol: 
                     forward_s=ctx.max(forward_s))
 
 
-def iter_tracklet_clips(tracklets: Sequence[Tracklet], labels: Sequence[int], protocol: Protocol,
+def iter_tracklet_clips(tracklets: Sequence[Tracklet], labels: Sequence[int], spec: InputSpec,
                         device: torch.device, batch_size: int, workers: int = 0
                         ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Every training tracklet's test clips, no augmentation: what a model's ``prepare`` builds memories from.
+    """Every training tracklet's dense clips, no augmentation: what a model's ``prepare`` builds memories from
+    (TF-CLIP builds its CLIP-Memory from dense clips). The evaluation protocol has no say in training.
 
     Yields ``(clips (B, T, 3, H, W) normalised float on device, labels (B,), camids (B,), tracklet index (B,))``.
     """
     label_of = torch.as_tensor(list(labels), dtype=torch.long)
-    for batch, owners, camids in _loader(EvalClips(tracklets, protocol), batch_size, workers):
-        yield (normalize_clips(batch, protocol, device), label_of[owners].to(device), camids.to(device),
+    for batch, owners, camids in _loader(EvalClips(tracklets, spec, "dense"), batch_size, workers):
+        yield (normalize_clips(batch, spec, device), label_of[owners].to(device), camids.to(device),
                owners.to(device))

@@ -2,15 +2,17 @@
 
 Layout::
 
-    <out>/<dataset name>/<model>-<protocol name>-<config hash>/
-      config.yaml      model, model_overrides, seed, dataset {name, source, root, fingerprint}, protocol, train
+    <out>/<dataset name>/<model>-<protocol name>-<identity hash>/
+      config.yaml      model, seed, pretrained weights, dataset {name, source, root, fingerprint, options},
+                       protocol, recipe (every value), recipe name and hash
+      recipe.yaml      the resolved recipe with each value's source, as `vreid recipe show` prints it
       log.jsonl        one JSON object per training step, epoch and intermediate evaluation
       checkpoint.pt    resumable state, rewritten atomically after each epoch (removed at the end unless kept)
       model.pt         final weights (state dict), what ``vreid eval`` loads
       metrics.json     written last: a run without it did not finish
 
-The folder name is a function of the configuration (model, overrides, training settings, protocol hash,
-dataset fingerprint), so ``vreid compare`` can find a finished run and skip it.
+The folder name is a function of what decides the result (model, recipe hash, seed, weights, protocol hash,
+dataset fingerprint and options), so ``vreid compare`` can find a finished run and skip it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,13 @@ import torch
 import yaml
 
 from vreid_bench.data import VideoReIDDataset
-from vreid_bench.engine.config import TrainConfig, config_from_dict
 from vreid_bench.errors import ConfigError, DatasetNotFoundError
-from vreid_bench.io import atomic_write_json, atomic_write_text
+from vreid_bench.io import atomic_write, atomic_write_json, atomic_write_text
 from vreid_bench.protocol import Protocol
+from vreid_bench.recipe import Recipe
 
 CONFIG_FILE = "config.yaml"
+RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "log.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -82,13 +84,17 @@ class RunRecord:
     model: str
     dataset: DatasetRecord
     protocol: Protocol
-    config: TrainConfig
+    recipe: Recipe
+    seed: int = 0
+    pretrained: str | None = None  # backbone weights: None for the model's usual ones, a tag, a file, or "none"
 
     def identity_hash(self) -> str:
         """Short hash of everything that decides the result; names the run directory."""
         payload = {
             "model": self.model,
-            "train": self.config.identity(),
+            "recipe": self.recipe.hash(),
+            "seed": self.seed,
+            "pretrained": self.pretrained,
             "protocol": self.protocol.hash(),
             "dataset": [self.dataset.fingerprint or self.dataset.name, self.dataset.options],
         }
@@ -96,27 +102,28 @@ class RunRecord:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def to_dict(self) -> dict[str, Any]:
-        train = self.config.to_dict()
-        overrides, seed = train.pop("model"), train.pop("seed")
         return {
             "model": self.model,
-            "model_overrides": overrides,
-            "seed": seed,
+            "seed": self.seed,
+            "pretrained": self.pretrained,
             "dataset": {"name": self.dataset.name, "source": self.dataset.source, "root": self.dataset.root,
                         "fingerprint": self.dataset.fingerprint, "options": self.dataset.options},
             "protocol": self.protocol.to_dict(),
-            "train": train,
+            "recipe_name": self.recipe.name,
+            "recipe_hash": self.recipe.hash(),
+            "recipe": self.recipe.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
-        train = {**data["train"], "model": data.get("model_overrides") or {}, "seed": data["seed"]}
-        return cls(
-            model=str(data["model"]),
-            dataset=DatasetRecord(**data["dataset"]),
-            protocol=Protocol.from_dict(data["protocol"]),
-            config=config_from_dict(train),
-        )
+        recipe = Recipe.from_dict(data["recipe"])
+        stored = data.get("recipe_hash")
+        if stored and stored != recipe.hash():
+            raise ConfigError(f"the recipe in this run's {CONFIG_FILE} hashes to {recipe.hash()}, not the "
+                              f"{stored} it was trained with: the file was edited; restore it or train again")
+        return cls(model=str(data["model"]), dataset=DatasetRecord(**data["dataset"]),
+                   protocol=Protocol.from_dict(data["protocol"]), recipe=recipe, seed=int(data.get("seed", 0)),
+                   pretrained=data.get("pretrained"))
 
 
 def run_dir_for(out: str | os.PathLike[str], record: RunRecord) -> Path:
@@ -127,6 +134,8 @@ def run_dir_for(out: str | os.PathLike[str], record: RunRecord) -> Path:
 
 def write_run_config(run_dir: Path, record: RunRecord) -> None:
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(record.to_dict(), sort_keys=False))
+    header = f"the recipe {record.model} trained with in this run (hash {record.recipe.hash()})"
+    atomic_write_text(run_dir / RECIPE_FILE, record.recipe.to_yaml(header))
 
 
 def read_run_config(run_dir: str | os.PathLike[str]) -> RunRecord:
@@ -137,7 +146,8 @@ def read_run_config(run_dir: str | os.PathLike[str]) -> RunRecord:
     try:
         return RunRecord.from_dict(yaml.safe_load(path.read_text()))
     except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a valid run config ({exc}); train the run again") from None
+        raise ConfigError(f"{path} is not a valid run config ({type(exc).__name__}: {exc}); a run directory "
+                          "written by an older vreid must be trained again") from None
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
@@ -154,18 +164,8 @@ def is_finished(run_dir: str | os.PathLike[str]) -> bool:
 
 
 def save_torch_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` through a temporary sibling renamed into place: a crash never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through :func:`vreid_bench.io.atomic_write`: a crash never leaves half a checkpoint."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 class JsonLog:

@@ -1,12 +1,12 @@
 """One training and evaluation loop for every model.
 
-The loop knows nothing model-specific: the model maps clips to what its ``losses`` need, names its loss terms,
-builds its own optimizer groups and its pre-training state (``prepare``). What the loop owns is what makes two
-runs comparable and repeatable: P×K batches of restricted-random clips, the warm-up/step (or cosine) schedule,
-a checkpoint after every epoch from which ``resume`` continues exactly as if never stopped, evaluation through
-the protocol, and a run directory the leaderboard reads.
+The loop knows nothing model-specific: the model maps clips to what its ``losses`` need, names its loss terms and
+builds its pre-training state (``prepare``). How it trains is its recipe (:mod:`vreid_bench.recipe`): the clips,
+augmentation and P×K batches, the optimiser and its parameter groups, the schedule, the precision. What the loop
+owns is what makes two runs comparable and repeatable: a checkpoint after every epoch from which ``resume``
+continues exactly as if never stopped, evaluation through the protocol, and a run directory the leaderboard reads.
 
-Determinism: the model is built and prepared after seeding with ``config.seed``; each process then draws from
+Determinism: the model is built and prepared after seeding with the run's seed; each process then draws from
 its own stream (seed + rank); data-loader workers are seeded per epoch. The checkpoint stores every process's
 random state (torch, CUDA, NumPy, Python), so a resumed run draws the same numbers as an uninterrupted one.
 On resume ``prepare`` runs again (it may build state the weights do not hold) and the checkpoint is loaded after it.
@@ -23,7 +23,6 @@ import math
 import random
 import time
 import warnings
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -37,11 +36,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from vreid_bench.clips import TrainClips, normalize_clips
+from vreid_bench.clips import TrainClips, erase_with_noise, normalize_clips, training_items
 from vreid_bench.data import VideoReIDDataset
-from vreid_bench.engine.config import TrainConfig, apply_protocol_overrides
+from vreid_bench.engine.config import RunOptions
 from vreid_bench.engine.distributed import DistContext, distributed_context
 from vreid_bench.engine.features import Features, autocast, extract_features, iter_tracklet_clips, progress_bar
+from vreid_bench.engine.optim import lr_factor, make_optimizer
 from vreid_bench.engine.rundir import (
     CHECKPOINT_FILE,
     LOG_FILE,
@@ -59,12 +59,13 @@ from vreid_bench.engine.rundir import (
     write_metrics,
     write_run_config,
 )
-from vreid_bench.errors import ConfigError, DatasetFormatError
+from vreid_bench.errors import ConfigError, DatasetFormatError, UnknownNameError
 from vreid_bench.evaluation import evaluate_features
 from vreid_bench.metrics import RankResult
 from vreid_bench.models.base import ReIDModel, TrainingData
 from vreid_bench.profiling import model_cost
-from vreid_bench.protocol import Protocol, get_protocol
+from vreid_bench.protocol import Protocol, apply_protocol_overrides, get_protocol
+from vreid_bench.recipe import InputSpec, Recipe
 from vreid_bench.sampling import IdentityBatchSampler
 
 ModelFactory = Callable[..., ReIDModel]
@@ -80,25 +81,6 @@ def default_model_factory(name: str, **kwargs: Any) -> ReIDModel:
     from vreid_bench.models import create
 
     return create(name, **kwargs)
-
-
-def lr_factor(epoch: int, config: TrainConfig) -> float:
-    """Multiplier of the base learning rate during ``epoch`` (0-based).
-
-    Linear warm-up from ``warmup_factor`` over ``warmup_epochs``, then ×``gamma`` at each milestone (the
-    warm-up multiplies the step factor, as in CLIP-ReID's WarmupMultiStepLR), or a half cosine to zero.
-    """
-    if epoch < config.warmup_epochs:
-        alpha = epoch / config.warmup_epochs
-        warm = config.warmup_factor * (1 - alpha) + alpha
-    else:
-        warm = 1.0
-    if config.scheduler == "step":
-        return warm * config.gamma ** bisect_right(config.milestones, epoch)
-    if epoch < config.warmup_epochs:
-        return warm
-    done = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
-    return 0.5 * (1 + math.cos(math.pi * done))
 
 
 def seed_everything(seed: int) -> None:
@@ -142,16 +124,27 @@ def _loader_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch) * 1_009 + rank
 
 
-def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.amp == "off":
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a recipe's ``amp`` on ``device``; CPU always runs float32."""
+    if device.type != "cuda" or amp == "off":
         return None
-    if config.amp == "bf16" and not torch.cuda.is_bf16_supported():
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("amp=bf16 but this GPU has no bfloat16 support; use --set amp=fp16")
-    return torch.bfloat16 if config.amp == "bf16" else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def build_training_data(dataset: VideoReIDDataset, protocol: Protocol, device: torch.device,
-                        workers: int) -> TrainingData:
+def stage_settings_for(model_name: str, recipe: Recipe) -> dict[str, object]:
+    """The recipe's stage settings, checked against the model's stages (raw for models outside the registry)."""
+    from vreid_bench.models import stage_settings
+
+    try:
+        return stage_settings(model_name, recipe.stages)
+    except UnknownNameError:
+        return dict(recipe.stages)
+
+
+def build_training_data(dataset: VideoReIDDataset, spec: InputSpec, device: torch.device, workers: int,
+                        stages: dict[str, object] | None = None) -> TrainingData:
     """What ``model.prepare`` sees: training tracklets, labels, captions per identity, a clip iterator."""
     labels = dataset.train_labels().tolist()
     captions: dict[int, list[str]] = {label: [] for label in range(dataset.num_train_pids)}
@@ -160,9 +153,9 @@ def build_training_data(dataset: VideoReIDDataset, protocol: Protocol, device: t
             captions[label].append(tracklet.caption)
     return TrainingData(
         tracklets=list(dataset.train), labels=labels, num_ids=dataset.num_train_pids, num_cams=dataset.num_cams,
-        captions=captions, iter_clips=partial(iter_tracklet_clips, dataset.train, labels, protocol, device,
+        captions=captions, iter_clips=partial(iter_tracklet_clips, dataset.train, labels, spec, device,
                                               workers=workers),
-        device=device,
+        device=device, stages=dict(stages or {}),
     )
 
 
@@ -179,7 +172,9 @@ class _Trainer:
     loader: DataLoader
     loader_generator: torch.Generator
     protocol: Protocol
-    config: TrainConfig
+    recipe: Recipe
+    seed: int
+    options: RunOptions
     ctx: DistContext
     amp_dtype: torch.dtype | None
     log: JsonLog
@@ -187,15 +182,15 @@ class _Trainer:
 
     def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
         self.sampler.set_epoch(epoch)
-        self.loader_generator.manual_seed(_loader_seed(self.config.seed, epoch, self.ctx.rank))
+        self.loader_generator.manual_seed(_loader_seed(self.seed, epoch, self.ctx.rank))
         self.network.train()
         lr = self.optimizer.param_groups[0]["lr"]
-        task = progress.add_task(f"epoch {epoch + 1}/{self.config.epochs}", total=len(self.loader), info="")
+        task = progress.add_task(f"epoch {epoch + 1}/{self.recipe.epochs}", total=len(self.loader), info="")
         totals: dict[str, float] = {}
         steps, epoch_start = 0, time.perf_counter()
-        for clips, labels, camids, _ in self.loader:
+        for clips, labels, camids, _, noise_boxes in self.loader:
             step_start = time.perf_counter()
-            terms = self.train_step(clips, labels, camids, epoch)
+            terms = self.train_step(clips, labels, camids, noise_boxes, epoch)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value
             steps += 1
@@ -211,10 +206,12 @@ class _Trainer:
                            seconds=round(time.perf_counter() - epoch_start, 3), **means)
         return means
 
-    def train_step(self, clips: torch.Tensor, labels: torch.Tensor, camids: torch.Tensor,
+    def train_step(self, clips: torch.Tensor, labels: torch.Tensor, camids: torch.Tensor, noise_boxes: torch.Tensor,
                    epoch: int) -> dict[str, float]:
         device = self.ctx.device
-        inputs = normalize_clips(clips, self.protocol, device)  # (B, T, 3, H, W) uint8 -> normalised float
+        inputs = normalize_clips(clips, self.recipe.input, device)  # (B, T, 3, H, W) uint8 -> normalised float
+        if self.recipe.augment.erasing.fill == "noise":
+            erase_with_noise(inputs, noise_boxes)
         labels, camids = labels.to(device), camids.to(device)
         with autocast(device, self.amp_dtype):
             outputs = self.network(inputs, camids, labels)
@@ -222,16 +219,16 @@ class _Trainer:
         loss = torch.stack([t.float() for t in terms.values()]).sum()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if self.config.grad_clip is not None:
+        if self.recipe.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         values = self.ctx.mean(torch.stack([loss.detach(), *(t.detach().float() for t in terms.values())]))
         reported = dict(zip(["loss", *terms], values.tolist()))
         if not math.isfinite(reported["loss"]):
             raise ConfigError(f"the loss became {reported['loss']} in epoch {epoch + 1} (step {self.global_step + 1});"
-                              " lower lr or set grad_clip")
+                              " lower optimizer.lr or set grad_clip")
         return reported
 
     def state(self, epoch: int, elapsed_s: float) -> dict[str, Any]:
@@ -263,7 +260,7 @@ class _Trainer:
             warnings.warn(f"the checkpoint was written by {len(states)} processes, this run has "
                           f"{self.ctx.world_size}: random streams restart, so the resumed run is not bit-identical",
                           stacklevel=2)
-            seed_everything(_loader_seed(self.config.seed, checkpoint["epoch"] + 1, self.ctx.rank))
+            seed_everything(_loader_seed(self.seed, checkpoint["epoch"] + 1, self.ctx.rank))
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -275,10 +272,10 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
                           "to start over")
 
 
-def _wrap(model: nn.Module, ctx: DistContext, config: TrainConfig) -> nn.Module:
+def _wrap(model: nn.Module, ctx: DistContext, recipe: Recipe) -> nn.Module:
     if not ctx.distributed:
         return model
-    if ctx.device.type == "cuda" and config.sync_bn:
+    if ctx.device.type == "cuda" and recipe.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     # A static graph lets DDP skip parameters a model leaves unused in training (ablations switched off,
@@ -286,40 +283,44 @@ def _wrap(model: nn.Module, ctx: DistContext, config: TrainConfig) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, static_graph=True)
 
 
-def _build_trainer(model: ReIDModel, dataset: VideoReIDDataset, protocol: Protocol, config: TrainConfig,
-                   ctx: DistContext, log: JsonLog) -> _Trainer:
-    labels = dataset.train_labels().tolist()
-    sampler = IdentityBatchSampler(labels, protocol.num_ids_per_batch, protocol.num_tracklets_per_id,
-                                   seed=config.seed, num_replicas=ctx.world_size, rank=ctx.rank)
+def _build_trainer(model: ReIDModel, model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
+                   recipe: Recipe, seed: int, options: RunOptions, ctx: DistContext, log: JsonLog) -> _Trainer:
+    items, labels = training_items(dataset.train, dataset.train_labels().tolist(), recipe.sampler,
+                                   recipe.input.seq_len)
+    spec = recipe.sampler
+    sampler = IdentityBatchSampler(labels, spec.ids_per_batch, spec.instances_per_id, seed=seed,
+                                   num_replicas=ctx.world_size, rank=ctx.rank, epoch=spec.epoch)
     generator = torch.Generator()
     loader = DataLoader(
-        TrainClips(dataset.train, labels, protocol),
-        batch_size=protocol.num_ids_per_batch * protocol.num_tracklets_per_id // ctx.world_size,
-        sampler=sampler, num_workers=config.workers, generator=generator, worker_init_fn=_seed_worker,
+        TrainClips(items, labels, recipe), batch_size=spec.batch_size // ctx.world_size, sampler=sampler,
+        num_workers=options.workers, generator=generator, worker_init_fn=_seed_worker,
         pin_memory=ctx.device.type == "cuda", drop_last=False,
     )
-    optimizer = torch.optim.Adam(model.param_groups(config.lr, config.weight_decay, config.bias_lr_factor))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, config=config))
-    amp_dtype = _amp_dtype(config, ctx.device)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
-    return _Trainer(model=model, network=_wrap(model, ctx, config), optimizer=optimizer, scheduler=scheduler,
+    optimizer = make_optimizer(model, recipe.optimizer, model_name, fused=ctx.device.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(lr_factor, schedule=recipe.schedule, epochs=recipe.epochs))
+    dtype = amp_dtype(recipe.amp, ctx.device)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=dtype == torch.float16)
+    return _Trainer(model=model, network=_wrap(model, ctx, recipe), optimizer=optimizer, scheduler=scheduler,
                     scaler=scaler, sampler=sampler, loader=loader, loader_generator=generator, protocol=protocol,
-                    config=config, ctx=ctx, amp_dtype=amp_dtype, log=log)
+                    recipe=recipe, seed=seed, options=options, ctx=ctx, amp_dtype=dtype, log=log)
 
 
-def _create_model(factory: ModelFactory, name: str, dataset: VideoReIDDataset, protocol: Protocol,
-                  config: TrainConfig, pretrained: str | None) -> ReIDModel:
+def _create_model(factory: ModelFactory, name: str, dataset: VideoReIDDataset, recipe: Recipe,
+                  pretrained: str | None) -> ReIDModel:
+    spec = recipe.input
     return factory(name, num_ids=dataset.num_train_pids, num_cams=dataset.num_cams, pretrained=pretrained,
-                   image_size=(protocol.height, protocol.width), seq_len=protocol.seq_len, **config.model)
+                   image_size=(spec.height, spec.width), seq_len=spec.seq_len, **recipe.model)
 
 
-def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, protocol: Protocol, ctx: DistContext,
-                   batch_size: int, workers: int, amp_dtype: torch.dtype | None,
+def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, protocol: Protocol, spec: InputSpec,
+                   ctx: DistContext, batch_size: int, workers: int, amp_dtype: torch.dtype | None,
                    progress: Progress | None) -> tuple[RankResult | None, Features]:
-    """Query and gallery features under ``protocol`` and, on rank 0, their ranking metrics."""
+    """Query and gallery features (the model's input ``spec``, the protocol's test clips) and, on rank 0, their
+    ranking metrics under ``protocol``."""
     tracklets = [*dataset.query, *dataset.gallery]
-    features = extract_features(model, tracklets, protocol, ctx.device, ctx, batch_size=batch_size,
-                                workers=workers, amp_dtype=amp_dtype, progress=progress)
+    features = extract_features(model, tracklets, spec, protocol.test_sampling, ctx.device, ctx,
+                                batch_size=batch_size, workers=workers, amp_dtype=amp_dtype, progress=progress)
     if not ctx.is_main:
         return None, features
     num_query = len(dataset.query)
@@ -337,45 +338,48 @@ def device_description(ctx: DistContext) -> str:
 
 
 def rank_metrics(result: RankResult) -> dict[str, Any]:
+    """The ranking numbers of metrics.json (fractions in [0, 1])."""
     return {"mAP": result.mAP, "cmc": [float(x) for x in result.cmc], "mINP": result.mINP,
             "num_valid_queries": result.num_valid_queries, "num_skipped_queries": result.num_skipped_queries}
 
 
-def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol, config: TrainConfig,
-                 out_dir: str | Path, resume: bool = False, progress: bool = True,
+def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol, recipe: Recipe,
+                 out_dir: str | Path, seed: int = 0, pretrained: str | None = None,
+                 options: RunOptions | None = None, resume: bool = False, progress: bool = True,
                  dataset_record: DatasetRecord | None = None, model_factory: ModelFactory | None = None) -> RunResult:
-    """Train ``model_name`` on ``dataset``, evaluate it under ``protocol`` and write its run directory.
+    """Train ``model_name`` on ``dataset`` as ``recipe`` says, evaluate it under ``protocol``, write its run dir.
 
-    ``config.protocol`` changes fields of ``protocol``; ``dataset_record`` says how to load the dataset again
-    (default: its directory or registered name). ``resume`` continues from the run's checkpoint (a finished run
-    is returned as it is; with no checkpoint the run starts from scratch). ``model_factory`` replaces the model
-    registry (tests, embedding applications).
+    ``pretrained``: backbone weights (None: the model's usual ones). ``dataset_record`` says how to load the
+    dataset again (default: its directory or registered name). ``resume`` continues from the run's checkpoint
+    (a finished run is returned as it is; with no checkpoint the run starts from scratch). ``model_factory``
+    replaces the model registry (tests, embedding applications).
     """
-    protocol = apply_protocol_overrides(protocol, config.protocol)
+    options = options or RunOptions()
+    protocol = protocol.with_split(dataset.notes.get("split"))
     if not dataset.train:
         raise DatasetFormatError(f"dataset {dataset.name!r} has no training tracklets; train on a dataset with a "
                                  "train split")
     record = RunRecord(model=model_name, dataset=dataset_record or DatasetRecord.of(dataset), protocol=protocol,
-                       config=config)
+                       recipe=recipe, seed=seed, pretrained=pretrained)
     run_dir = run_dir_for(out_dir, record)
     _check_run_dir(run_dir, resume)
     if resume and is_finished(run_dir):
         return RunResult(run_dir=run_dir, metrics=read_metrics(run_dir) or {})
     start = time.perf_counter()
     checkpoint_path = run_dir / CHECKPOINT_FILE
-    with distributed_context(config.device) as ctx:
+    with distributed_context(options.device) as ctx:
         checkpoint = None
         if resume and checkpoint_path.is_file():
             checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         # The run directory is written only once the model is built and prepared, so a model that refuses the
         # dataset (missing captions, say) leaves nothing behind.
-        model = _prepared_model(model_factory or default_model_factory, model_name, dataset, protocol, config, ctx)
+        model = _prepared_model(model_factory or default_model_factory, record, dataset, options, ctx)
         log = JsonLog(run_dir / LOG_FILE)
         if ctx.is_main:
             write_run_config(run_dir, record)
             log.truncate_to_epoch(checkpoint["epoch"] + 1 if checkpoint else 0)
-        seed_everything(config.seed + ctx.rank)  # from here each process draws from its own stream
-        trainer = _build_trainer(model, dataset, protocol, config, ctx, log)
+        seed_everything(seed + ctx.rank)  # from here each process draws from its own stream
+        trainer = _build_trainer(model, model_name, dataset, protocol, recipe, seed, options, ctx, log)
         first_epoch, elapsed_before = 0, 0.0
         if checkpoint is not None:
             trainer.load_state(checkpoint)
@@ -386,43 +390,46 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
             return elapsed_before + time.perf_counter() - start
 
         with progress_bar(progress and ctx.is_main) as bar:
-            for epoch in range(first_epoch, config.epochs):
+            for epoch in range(first_epoch, recipe.epochs):
                 trainer.train_epoch(epoch, bar)
                 state = trainer.state(epoch, elapsed())
                 if ctx.is_main:
                     save_torch_atomic(state, checkpoint_path)
                 del state
-                if config.eval_every and (epoch + 1) % config.eval_every == 0 and epoch + 1 < config.epochs:
+                if options.eval_every and (epoch + 1) % options.eval_every == 0 and epoch + 1 < recipe.epochs:
                     _intermediate_eval(trainer, dataset, bar, epoch)
-            result, features = evaluate_model(trainer.model, dataset, protocol, ctx, config.eval_batch_size,
-                                              config.workers, trainer.amp_dtype, bar)
+            result, features = evaluate_model(trainer.model, dataset, protocol, recipe.input, ctx,
+                                              options.eval_batch_size, options.workers, trainer.amp_dtype, bar)
         metrics: dict[str, Any] = {}
         if result is not None:  # rank 0
-            metrics = _final_metrics(trainer.model, record, result, features, ctx, elapsed())
-            _write_results(run_dir, trainer.model, metrics, keep_checkpoint=config.keep_checkpoint)
+            metrics = _final_metrics(trainer.model, record, dataset, result, features, ctx, elapsed())
+            _write_results(run_dir, trainer.model, metrics, keep_checkpoint=options.keep_checkpoint)
         metrics = ctx.broadcast_object(metrics)
     return RunResult(run_dir=run_dir, metrics=metrics)
 
 
-def _prepared_model(factory: ModelFactory, model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
-                    config: TrainConfig, ctx: DistContext) -> ReIDModel:
-    """Build and prepare the model from ``config.seed`` (the same in every process)."""
-    seed_everything(config.seed)
-    model = _create_model(factory, model_name, dataset, protocol, config, config.pretrained).to(ctx.device)
-    model.prepare(build_training_data(dataset, protocol, ctx.device, config.workers))
+def _prepared_model(factory: ModelFactory, record: RunRecord, dataset: VideoReIDDataset, options: RunOptions,
+                    ctx: DistContext) -> ReIDModel:
+    """Build and prepare the model from the run's seed (the same in every process)."""
+    seed_everything(record.seed)
+    model = _create_model(factory, record.model, dataset, record.recipe, record.pretrained).to(ctx.device)
+    stages = stage_settings_for(record.model, record.recipe)
+    model.prepare(build_training_data(dataset, record.recipe.input, ctx.device, options.workers, stages))
     return model
 
 
-def _final_metrics(model: ReIDModel, record: RunRecord, result: RankResult, features: Features,
-                   ctx: DistContext, wall_s: float | None) -> dict[str, Any]:
-    protocol = record.protocol
-    cost = model_cost(model, protocol.seq_len, (protocol.height, protocol.width))
+def _final_metrics(model: ReIDModel, record: RunRecord, dataset: VideoReIDDataset, result: RankResult,
+                   features: Features, ctx: DistContext, wall_s: float | None) -> dict[str, Any]:
+    protocol, spec = record.protocol, record.recipe.input
+    cost = model_cost(model, spec.seq_len, (spec.height, spec.width))
     return {
         "model": record.model, "dataset": record.dataset.name, "dataset_fingerprint": record.dataset.fingerprint,
-        "protocol": protocol.name, "protocol_hash": protocol.hash(), **rank_metrics(result),
+        "split": protocol.split, "num_splits": dataset.notes.get("num_splits"),
+        "protocol": protocol.name, "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
+        "recipe": record.recipe.name, "recipe_hash": record.recipe.hash(), **rank_metrics(result),
         "params": cost.params, "gflops_per_clip": cost.gflops_per_clip, "clips_per_s": features.clips_per_s,
-        "seed": record.config.seed, "git_rev": git_revision(), "wall_s": wall_s, "epochs": record.config.epochs,
-        "device": device_description(ctx),
+        "seed": record.seed, "pretrained": record.pretrained, "git_rev": git_revision(), "wall_s": wall_s,
+        "epochs": record.recipe.epochs, "device": device_description(ctx),
     }
 
 
@@ -435,62 +442,52 @@ def _write_results(run_dir: Path, model: ReIDModel, metrics: dict[str, Any], kee
 
 
 def _intermediate_eval(trainer: _Trainer, dataset: VideoReIDDataset, bar: Progress, epoch: int) -> None:
-    result, _ = evaluate_model(trainer.model, dataset, trainer.protocol, trainer.ctx, trainer.config.eval_batch_size,
-                               trainer.config.workers, trainer.amp_dtype, bar)
+    result, _ = evaluate_model(trainer.model, dataset, trainer.protocol, trainer.recipe.input, trainer.ctx,
+                               trainer.options.eval_batch_size, trainer.options.workers, trainer.amp_dtype, bar)
     if result is not None:
         trainer.log.write(event="eval", epoch=epoch, step=trainer.global_step, mAP=result.mAP,
                           R1=float(result.cmc[0]), mINP=result.mINP)
-
-
-def _protocol_for_run(name: str, record: RunRecord) -> Protocol:
-    """A named protocol with the run's own protocol changes applied; its input must be what the model learned."""
-    protocol = apply_protocol_overrides(get_protocol(name), record.config.protocol)
-    trained = record.protocol
-    if (protocol.height, protocol.width, protocol.seq_len) != (trained.height, trained.width, trained.seq_len):
-        raise ConfigError(
-            f"protocol {name} feeds {protocol.height}×{protocol.width} clips of {protocol.seq_len} frames but the "
-            f"model was trained on {trained.height}×{trained.width}×{trained.seq_len}; evaluate under a protocol "
-            "with the same input size"
-        )
-    return protocol
 
 
 def _load_trained_model(factory: ModelFactory, record: RunRecord, dataset: VideoReIDDataset, weights: Path,
                         device: torch.device) -> ReIDModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no pretrained weights on purpose: the run's weights replace them
-        model = _create_model(factory, record.model, dataset, record.protocol, record.config, pretrained="none")
+        model = _create_model(factory, record.model, dataset, record.recipe, pretrained="none")
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.to(device)
 
 
-def eval_run(run_dir: str | Path, protocol_name: str | None = None, device: str = "auto", progress: bool = True,
+def eval_run(run_dir: str | Path, protocol_name: str | None = None, protocol_overrides: dict[str, Any] | None = None,
+             options: RunOptions | None = None, progress: bool = True,
              model_factory: ModelFactory | None = None) -> dict[str, Any]:
-    """Evaluate a finished run's weights again, under its own protocol or ``protocol_name``.
+    """Evaluate a finished run's weights again, under its own protocol or ``protocol_name`` (with overrides).
 
-    Its own protocol rewrites ``metrics.json`` (training fields such as ``wall_s`` kept); another writes
-    ``metrics-<protocol>.json`` beside it.
+    The run's split is kept. Its own protocol rewrites ``metrics.json`` (training fields such as ``wall_s``
+    kept); another writes ``metrics-<protocol>.json`` beside it.
     """
     run_dir = Path(run_dir)
+    options = options or RunOptions()
     record = read_run_config(run_dir)
     weights = run_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise ConfigError(f"{run_dir} has no {WEIGHTS_FILE}: the run did not finish; continue it with the same "
                           "`vreid run` command and --resume")
-    protocol = record.protocol if protocol_name is None else _protocol_for_run(protocol_name, record)
+    base = record.protocol if protocol_name is None else get_protocol(protocol_name)
+    protocol = apply_protocol_overrides(base, protocol_overrides or {}).with_split(record.protocol.split)
     dataset = record.dataset.load()
-    config = record.config
     start = time.perf_counter()
-    with distributed_context(device) as ctx:
+    with distributed_context(options.device) as ctx:
         model = _load_trained_model(model_factory or default_model_factory, record, dataset, weights, ctx.device)
         with progress_bar(progress and ctx.is_main) as bar:
-            result, features = evaluate_model(model, dataset, protocol, ctx, config.eval_batch_size, config.workers,
-                                              _amp_dtype(config, ctx.device), bar)
+            result, features = evaluate_model(model, dataset, protocol, record.recipe.input, ctx,
+                                              options.eval_batch_size, options.workers,
+                                              amp_dtype(record.recipe.amp, ctx.device), bar)
         metrics: dict[str, Any] = {}
         if result is not None:  # rank 0
             trained = read_metrics(run_dir) or {}
             metrics = {
-                **_final_metrics(model, replace(record, protocol=protocol), result, features, ctx,
+                **_final_metrics(model, replace(record, protocol=protocol), dataset, result, features, ctx,
                                  wall_s=trained.get("wall_s")),
                 "git_rev": trained.get("git_rev"), "device": trained.get("device"),
                 "eval_device": device_description(ctx), "eval_git_rev": git_revision(),
@@ -498,5 +495,45 @@ def eval_run(run_dir: str | Path, protocol_name: str | None = None, device: str 
             }
             own = protocol.hash() == record.protocol.hash()
             write_metrics(run_dir / (METRICS_FILE if own else f"metrics-{protocol.name}.json"), metrics)
+        metrics = ctx.broadcast_object(metrics)
+    return metrics
+
+
+def evaluate_checkpoint(weights: str | Path, dataset: VideoReIDDataset, protocol: Protocol,
+                        model_name: str | None = None, recipe: Recipe | None = None,
+                        options: RunOptions | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate a weights file without a run directory: vreid's own, or the authors' TF-CLIP / CLIP-ReID.
+
+    The model is built from the file (:func:`vreid_bench.models.checkpoints.from_checkpoint`); its input is
+    ``recipe``'s (default: the model's reference recipe). Returns the metrics, as a run's metrics.json holds them.
+    """
+    from vreid_bench.models.checkpoints import from_checkpoint
+
+    options = options or RunOptions()
+    loaded = from_checkpoint(weights, model_name, recipe=recipe)
+    if dataset.num_cams > loaded.num_cams and loaded.num_cams > 0:
+        raise ConfigError(f"{weights} embeds {loaded.num_cams} cameras but {dataset.name} has {dataset.num_cams}; "
+                          "evaluate it on the dataset it was trained on")
+    protocol = protocol.with_split(dataset.notes.get("split"))
+    spec = loaded.recipe.input
+    start = time.perf_counter()
+    with distributed_context(options.device) as ctx:
+        model = loaded.model.to(ctx.device)
+        with progress_bar(progress and ctx.is_main) as bar:
+            result, features = evaluate_model(model, dataset, protocol, spec, ctx, options.eval_batch_size,
+                                              options.workers, amp_dtype(loaded.recipe.amp, ctx.device), bar)
+        metrics: dict[str, Any] = {}
+        if result is not None:
+            cost = model_cost(model, spec.seq_len, (spec.height, spec.width))
+            metrics = {
+                "model": loaded.name, "weights": str(weights), "weights_format": loaded.format,
+                "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint, "split": protocol.split,
+                "num_splits": dataset.notes.get("num_splits"), "protocol": protocol.name,
+                "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
+                "recipe": loaded.recipe.name, "recipe_hash": loaded.recipe.hash(), **rank_metrics(result),
+                "params": cost.params, "gflops_per_clip": cost.gflops_per_clip, "clips_per_s": features.clips_per_s,
+                "device": device_description(ctx), "eval_git_rev": git_revision(),
+                "eval_wall_s": time.perf_counter() - start,
+            }
         metrics = ctx.broadcast_object(metrics)
     return metrics

@@ -1,8 +1,14 @@
 """Ranking metrics of a query-gallery distance matrix: CMC, mAP and mINP.
 
-The convention is torchreid's ``eval_market1501``: for each query, gallery items with the query's identity
-*and* camera are removed, queries left without a true match are skipped and counted, and ties in distance are
-broken by gallery index (what a stable sort gives). mINP follows Ye et al. (2021).
+For each query, gallery items with the query's identity *and* camera are removed, and so are gallery items of
+identity -1 (junk, as the official MARS evaluation treats them); queries left without a true match are skipped
+and counted, and ties in distance are broken by gallery index (what a stable sort gives). mINP follows Ye et al.
+(2021).
+
+Two AP definitions (``ap=``): ``"plain"``, the mean of the precision at each true match (torchreid, TF-CLIP,
+CLIP-ReID); ``"trapezoid"``, precision integrated over recall with trapezoids as the official MARS / Market-1501
+MATLAB ``compute_AP.m`` does it: ``Σ_k (p(r_k - 1) + p(r_k)) / 2 / n`` over the n true matches at ranks r_k, with
+p(i) the precision of the first i valid items and p(0) = 1.
 
 Sorting every row costs more than the whole evaluation needs: only the rank of each true match matters. Per
 query, the few true matches are sorted and one pass over the row counts the valid non-matches that precede
@@ -23,15 +29,25 @@ from vreid_bench.errors import MetricInputError, NoValidQueryError
 PARALLEL_MIN_DISTANCES = 1 << 20  # below this many distances, one thread is faster
 
 
+AP_DEFINITIONS = ("plain", "trapezoid")
+
+
 @dataclass(frozen=True, eq=False)
 class RankResult:
-    """Ranking metrics over the valid queries; ``cmc[k]`` is the rank-(k+1) accuracy."""
+    """Ranking metrics over the valid queries; ``cmc[k]`` is the rank-(k+1) accuracy.
+
+    ``query_ap``, ``query_inp`` and ``query_first_rank`` hold every query's own values (NaN, NaN and 0 for a
+    skipped query), so that intervals can be computed by resampling queries.
+    """
 
     cmc: np.ndarray  # (max_rank,) float64, read-only
     mAP: float
     mINP: float
     num_valid_queries: int
     num_skipped_queries: int
+    query_ap: np.ndarray  # (num_query,) float64
+    query_inp: np.ndarray  # (num_query,) float64
+    query_first_rank: np.ndarray  # (num_query,) int64, 1-based; 0 for a query without a true match
 
 
 def evaluate_rank(
@@ -43,18 +59,24 @@ def evaluate_rank(
     max_rank: int = 50,
     q_scopes: ArrayLike | None = None,
     g_scopes: ArrayLike | None = None,
+    ap: str = "plain",
 ) -> RankResult:
     """CMC, mAP and mINP of ranking each query's gallery by ascending distance.
 
     ``q_scopes``/``g_scopes`` (any labels, e.g. video names) restrict each query to gallery items of its own
-    scope, so that single-camera footage is ranked within one video. Raises ``NoValidQueryError`` when no query
-    has a true match left, ``MetricInputError`` for mismatched shapes or NaN distances.
+    scope, so that single-camera footage is ranked within one video. ``ap`` is ``"plain"`` or ``"trapezoid"``
+    (see the module docstring). Raises ``NoValidQueryError`` when no query has a true match left,
+    ``MetricInputError`` for mismatched shapes or NaN distances.
     """
     dist = _as_distance_matrix(distmat)
     num_q, num_g = dist.shape
     if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
         raise MetricInputError(f"max_rank={max_rank!r} is not a positive integer; pass e.g. max_rank=50")
+    if ap not in AP_DEFINITIONS:
+        raise MetricInputError(f"ap={ap!r} is not an AP definition; use one of {', '.join(AP_DEFINITIONS)}")
     q_pid_codes, g_pid_codes = _shared_codes("q_pids", q_pids, num_q, "g_pids", g_pids, num_g)
+    g_labels = np.asarray(g_pids)
+    g_junk = g_labels == -1 if g_labels.dtype.kind in "iuf" else np.zeros(num_g, dtype=bool)
     q_cam_codes, g_cam_codes = _shared_codes("q_camids", q_camids, num_q, "g_camids", g_camids, num_g)
     if (q_scopes is None) != (g_scopes is None):
         raise MetricInputError("only one of q_scopes/g_scopes was given; pass both (e.g. video ids) or neither")
@@ -71,9 +93,10 @@ def evaluate_rank(
     np.cumsum(np.bincount(g_pid_codes, minlength=num_pids), out=group_start[1:])
 
     labels = (
-        q_pid_codes, q_cam_codes, q_scope_codes, g_pid_codes, g_cam_codes, g_scope_codes, group_order, group_start
+        q_pid_codes, q_cam_codes, q_scope_codes, g_pid_codes, g_cam_codes, g_scope_codes, group_order, group_start,
+        np.ascontiguousarray(g_junk, dtype=np.bool_),
     )
-    first_rank, ap, inp, nan_rows = _rank_true_matches(dist, labels)
+    first_rank, query_ap, inp, nan_rows = _rank_true_matches(dist, labels, ap == "trapezoid")
     if nan_rows.any():
         row = int(np.flatnonzero(nan_rows)[0])
         raise MetricInputError(
@@ -86,12 +109,19 @@ def evaluate_rank(
             f"no query has a true match in the gallery ({num_q} queries, {num_g} gallery items, same-camera "
             "matches removed); check that query and gallery share identities seen by different cameras"
         )
+    query_ap[~valid] = np.nan
+    inp[~valid] = np.nan
+    for array in (query_ap, inp, first_rank):
+        array.flags.writeable = False
     return RankResult(
         cmc=_cmc_curve(first_rank[valid], max_rank),
-        mAP=float(ap[valid].mean()),
+        mAP=float(query_ap[valid].mean()),
         mINP=float(inp[valid].mean()),
         num_valid_queries=num_valid,
         num_skipped_queries=num_q - num_valid,
+        query_ap=query_ap,
+        query_inp=inp,
+        query_first_rank=first_rank,
     )
 
 
@@ -162,12 +192,14 @@ def _matches_before(sorted_d: np.ndarray, sorted_idx: np.ndarray, d: float, j: i
 
 
 # Arrays the compiled pass reads (query pid, camera, scope codes; the same for the gallery; the gallery grouped
-# by pid) and fills (rank of the first true match, AP, INP, NaN seen), passed as tuples to keep signatures short.
-Labels = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# by pid; the gallery's junk mask) and fills (rank of the first true match, AP, INP, NaN seen), passed as tuples
+# to keep signatures short.
+Labels = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+               np.ndarray]
 Results = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _rank_true_matches(dist: np.ndarray, labels: Labels) -> Results:
+def _rank_true_matches(dist: np.ndarray, labels: Labels, trapezoid: bool) -> Results:
     """Per query: rank of the first true match (0 if none), AP, INP, and whether the row holds a NaN."""
     num_q = dist.shape[0]
     results = (
@@ -178,14 +210,14 @@ def _rank_true_matches(dist: np.ndarray, labels: Labels) -> Results:
     )
     # Starting threads costs more than a small problem takes, and much more on a busy machine.
     rank_all = _rank_queries_parallel if dist.size >= PARALLEL_MIN_DISTANCES else _rank_queries_serial
-    rank_all(dist, labels, results)
+    rank_all(dist, labels, results, trapezoid)
     return results
 
 
 @njit(cache=True)
-def _rank_one_query(i: int, dist: np.ndarray, labels: Labels, results: Results) -> None:
+def _rank_one_query(i: int, dist: np.ndarray, labels: Labels, results: Results, trapezoid: bool) -> None:
     """Fill query ``i``'s entries of ``results``: one scan of its row, no sort of it."""
-    q_pids, q_cams, q_scopes, g_pids, g_cams, g_scopes, group_order, group_start = labels
+    q_pids, q_cams, q_scopes, g_pids, g_cams, g_scopes, group_order, group_start, g_junk = labels
     first_rank, ap, inp, nan_rows = results
     row = dist[i]
     pid, cam, scope = q_pids[i], q_cams[i], q_scopes[i]
@@ -196,7 +228,7 @@ def _rank_one_query(i: int, dist: np.ndarray, labels: Labels, results: Results) 
     num_matches = 0
     for p in range(start, stop):
         j = group_order[p]
-        if g_cams[j] != cam and g_scopes[j] == scope:
+        if g_cams[j] != cam and g_scopes[j] == scope and not g_junk[j]:
             match_idx[num_matches] = j
             num_matches += 1
     if num_matches == 0:
@@ -222,8 +254,8 @@ def _rank_one_query(i: int, dist: np.ndarray, labels: Labels, results: Results) 
         if np.isnan(d):
             nan_rows[i] = True
             return
-        if g_pids[j] == pid or g_scopes[j] != scope:
-            continue  # a true match, a removed same-camera item, or outside the query's scope
+        if g_pids[j] == pid or g_scopes[j] != scope or g_junk[j]:
+            continue  # a true match, a removed same-camera item, junk, or outside the query's scope
         between[_matches_before(sorted_d, sorted_idx, d, j)] += 1
 
     preceding = 0
@@ -232,7 +264,13 @@ def _rank_one_query(i: int, dist: np.ndarray, labels: Labels, results: Results) 
     for k in range(num_matches):
         preceding += between[k]
         rank = k + 1 + preceding
-        precision_sum += (k + 1) / rank
+        precision = (k + 1) / rank
+        if trapezoid:
+            # compute_AP.m: the precision just before this match (1 before the first item) and at it, averaged.
+            before = 1.0 if rank == 1 else k / (rank - 1)
+            precision_sum += 0.5 * (before + precision)
+        else:
+            precision_sum += precision
         if k == 0:
             first_rank[i] = rank
     ap[i] = precision_sum / num_matches
@@ -240,12 +278,12 @@ def _rank_one_query(i: int, dist: np.ndarray, labels: Labels, results: Results) 
 
 
 @njit(parallel=True, cache=True)
-def _rank_queries_parallel(dist: np.ndarray, labels: Labels, results: Results) -> None:
+def _rank_queries_parallel(dist: np.ndarray, labels: Labels, results: Results, trapezoid: bool) -> None:
     for i in prange(dist.shape[0]):
-        _rank_one_query(i, dist, labels, results)
+        _rank_one_query(i, dist, labels, results, trapezoid)
 
 
 @njit(cache=True)
-def _rank_queries_serial(dist: np.ndarray, labels: Labels, results: Results) -> None:
+def _rank_queries_serial(dist: np.ndarray, labels: Labels, results: Results, trapezoid: bool) -> None:
     for i in range(dist.shape[0]):
-        _rank_one_query(i, dist, labels, results)
+        _rank_one_query(i, dist, labels, results, trapezoid)

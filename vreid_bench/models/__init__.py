@@ -1,22 +1,24 @@
 """Model registry: every model by name, built from its config dataclass.
 
-Entries name their factory and config class by import string, so nothing heavy is imported until a model is
-used. A factory is called as ``factory(config, num_ids=..., num_cams=..., pretrained=..., image_size=(H, W),
+Built-in entries name their factory and config class by import string, so nothing heavy is imported until a model
+is used. A factory is called as ``factory(config, num_ids=..., num_cams=..., pretrained=..., image_size=(H, W),
 seq_len=T)`` and returns a :class:`~vreid_bench.models.base.ReIDModel`; ``pretrained=None`` means the
 backbone's usual weights (OpenAI CLIP, ImageNet ResNet-50; random for the ``tiny`` test backbones).
+
+The registry is open: :func:`register_model` adds a model from code, and an installed package adds one through
+the ``vreid.models`` entry-point group (see :mod:`vreid_bench.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import types
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from vreid_bench.coerce import build_dataclass, field_default
 from vreid_bench.errors import ConfigError, UnknownNameError
+from vreid_bench.registry import Registry
 
 if TYPE_CHECKING:
     from vreid_bench.models.base import ReIDModel
@@ -24,27 +26,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """``factory`` and ``config`` are objects or ``"module:attribute"`` strings; ``config`` is a dataclass whose
+    fields are the model's settings. ``recipe``: its reference recipe, ``"package:path"`` of a packaged file or a
+    file path (None: vreid's default recipe, to be changed with ``--recipe`` or ``--set``)."""
+
     name: str
-    factory: str  # "module:function"
-    config: str  # "module:ConfigClass", a dataclass whose fields are the model's settings
-    summary: str
+    factory: Any
+    config: Any
+    summary: str = ""
+    recipe: str | None = None
 
 
-MODEL_REGISTRY: Mapping[str, ModelEntry] = types.MappingProxyType({
-    entry.name: entry
-    for entry in (
+BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         ModelEntry("cgclip", "cgclip.model:create", "cgclip.model:CGCLIPConfig",
-                   "CG-CLIP: caption-guided memory refinement + token-based feature extraction"),
+                   "CG-CLIP: caption-guided memory refinement + token-based feature extraction",
+                   "cgclip:recipes/cgclip.yaml"),
         ModelEntry("tfclip", "baselines.tfclip:create", "baselines.tfclip:TFCLIPConfig",
-                   "TF-CLIP: CLIP-Memory, sequence-specific prompt, temporal memory diffusion"),
+                   "TF-CLIP: CLIP-Memory, sequence-specific prompt, temporal memory diffusion",
+                   "baselines:recipes/tfclip.yaml"),
         ModelEntry("clipreid", "baselines.clipreid:create", "baselines.clipreid:CLIPReIDConfig",
-                   "CLIP-ReID: learned identity prompts, then image-encoder fine-tuning; temporal average"),
+                   "CLIP-ReID: learned identity prompts, then image-encoder fine-tuning; temporal average",
+                   "baselines:recipes/clipreid.yaml"),
         ModelEntry("clip-tap", "baselines.tap:create_clip_tap", "baselines.tap:ClipTapConfig",
-                   "CLIP image encoder fine-tuned with temporal average pooling"),
+                   "CLIP image encoder fine-tuned with temporal average pooling",
+                   "baselines:recipes/clip-tap.yaml"),
         ModelEntry("resnet-tap", "baselines.tap:create_resnet_tap", "baselines.tap:ResNetTapConfig",
-                   "ResNet-50 (last stride 1) with temporal average pooling, BNNeck, ID + triplet"),
-    )
-})
+                   "ResNet-50 with temporal average pooling, ID + triplet (Gao & Nevatia's temporal pooling)",
+                   "baselines:recipes/resnet-tap.yaml"),
+)
 
 
 @dataclass(frozen=True)
@@ -68,18 +77,37 @@ def _normalise(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
+MODELS: Registry[ModelEntry] = Registry("model", "vreid.models", BUILTIN_MODELS, lambda entry: entry.name,
+                                         normalise=_normalise)
+
+
+def register_model(name: str, factory: Any = None, config: Any = None, summary: str = "",
+                   recipe: str | None = None) -> Any:
+    """Add model ``name``: ``register_model("mine", factory, MyConfig)``, or as a decorator on the factory
+    (``@register_model("mine", config=MyConfig)``). A name taken by another model is a :class:`ConfigError`."""
+    if config is None:
+        raise ConfigError(f"register_model({name!r}): give config=, the dataclass of the model's settings")
+
+    def register(function: Any) -> Any:
+        MODELS.add(ModelEntry(name, function, config, summary, recipe))
+        return function
+
+    return register(factory) if factory is not None else register
+
+
 def get_model_entry(name: str) -> ModelEntry:
     """The entry of ``name``; case, ``-`` and ``_`` are ignored (``CLIP-ReID`` is ``clipreid``)."""
-    key = _normalise(name)
-    for entry in MODEL_REGISTRY.values():
-        if _normalise(entry.name) == key:
-            return entry
-    raise UnknownNameError(
-        f"unknown model {name!r}: use one of {', '.join(MODEL_REGISTRY)} (`vreid models` lists them)"
-    )
+    try:
+        return MODELS.get(name)
+    except UnknownNameError:
+        raise UnknownNameError(
+            f"unknown model {name!r}: use one of {', '.join(MODELS.names())} (`vreid models` lists them)"
+        ) from None
 
 
-def _import(target: str) -> Any:
+def _import(target: Any) -> Any:
+    if not isinstance(target, str):
+        return target
     module_name, attribute = target.split(":")
     return getattr(importlib.import_module(module_name), attribute)
 
@@ -89,20 +117,23 @@ def config_class(name: str) -> type:
 
 
 def model_config(name: str, **overrides: object) -> Any:
-    """The config of model ``name`` with ``overrides`` applied; string values (``--set key=value``) are
+    """The config of model ``name`` with ``overrides`` applied; string values (``--set model.key=value``) are
     converted to the field's type. Unknown keys raise :class:`ConfigError` listing the valid ones."""
     entry = get_model_entry(name)
-    cls = _import(entry.config)
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - set(fields))
+    return build_dataclass(_import(entry.config), dict(overrides), f"model {entry.name} setting")
+
+
+def stage_settings(name: str, stages: dict[str, dict[str, object]]) -> dict[str, object]:
+    """The recipe's ``stages`` section checked against model ``name``'s stages: ``{stage: settings dataclass}``,
+    every stage the model has included (its defaults where the recipe is silent)."""
+    entry = get_model_entry(name)
+    declared: dict[str, type] = getattr(_import(entry.config), "STAGES", {})
+    unknown = sorted(set(stages) - set(declared))
     if unknown:
-        raise ConfigError(
-            f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for model {entry.name}: "
-            f"valid keys are {', '.join(fields)}"
-        )
-    hints = typing.get_type_hints(cls)
-    values = {key: _coerce(value, hints[key], key, entry.name) for key, value in overrides.items()}
-    return cls(**values)
+        have = ", ".join(declared) or "none"
+        raise ConfigError(f"recipe stages.{unknown[0]} is not a stage of model {entry.name} (its stages: {have})")
+    return {stage: build_dataclass(cls, dict(stages.get(stage, {})), f"stages.{stage}")
+            for stage, cls in declared.items()}
 
 
 def create(name: str, num_ids: int, num_cams: int, pretrained: str | None = None,
@@ -126,82 +157,22 @@ def create(name: str, num_ids: int, num_cams: int, pretrained: str | None = None
 def list_models() -> list[ModelInfo]:
     """Every registered model with its settings and their defaults (for ``vreid models``)."""
     infos = []
-    for entry in MODEL_REGISTRY.values():
+    for entry in MODELS.entries():
         try:
             cls = _import(entry.config)
         except (ImportError, AttributeError) as exc:
             infos.append(ModelInfo(entry.name, entry.summary, (), error=f"{type(exc).__name__}: {exc}"))
             continue
         fields = tuple(
-            ConfigField(field.name, _type_name(field.type), _default(field)) for field in dataclasses.fields(cls)
+            ConfigField(field.name, _type_name(field.type), field_default(field)) for field in dataclasses.fields(cls)
         )
         infos.append(ModelInfo(entry.name, entry.summary, fields))
     return infos
-
-
-def _default(field: dataclasses.Field) -> object:
-    if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return None
 
 
 def _type_name(annotation: object) -> str:
     return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
-
-def _coerce(value: object, annotation: object, key: str, model: str) -> object:
-    """``value`` as ``annotation`` (bool, int, float, str, Literal, ``X | None``, tuple); strings are parsed."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in {"none", "null"} and type(None) in args):
-            return None
-        options = [arg for arg in args if arg is not type(None)]
-        return _coerce(value, options[0], key, model) if len(options) == 1 else value
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}={value!r} for model {model}: use one of {', '.join(map(repr, args))}")
-        return value
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise ConfigError(f"{key}={value!r} for model {model}: give a comma-separated list")
-        item_type = args[0] if args else str
-        return tuple(_coerce(item.strip() if isinstance(item, str) else item, item_type, key, model) for item in items)
-    if annotation is bool:
-        return _parse_bool(value, key, model)
-    if annotation in (int, float):
-        return _parse_number(value, annotation, key, model)
-    if annotation is str and not isinstance(value, str):
-        raise ConfigError(f"{key}={value!r} for model {model}: give a string")
-    return value
-
-
-def _parse_bool(value: object, key: str, model: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise ConfigError(f"{key}={value!r} for model {model}: give true or false")
-
-
-def _parse_number(value: object, kind: type, key: str, model: str) -> object:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}={value!r} for model {model}: give a number")
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        expected = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{key}={value!r} for model {model}: give {expected}") from None
-    if kind is int and isinstance(value, float) and number != value:
-        raise ConfigError(f"{key}={value!r} for model {model}: give an integer")
-    return number
-
-
-__all__ = ["MODEL_REGISTRY", "ConfigField", "ModelEntry", "ModelInfo", "config_class", "create", "get_model_entry",
-           "list_models", "model_config"]
+__all__ = ["BUILTIN_MODELS", "MODELS", "ConfigField", "ModelEntry", "ModelInfo", "config_class", "create",
+           "get_model_entry", "list_models", "model_config", "register_model", "stage_settings"]

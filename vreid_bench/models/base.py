@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -20,8 +21,9 @@ class TrainingData:
     ``labels[i]`` is the training label (0..num_ids-1) of ``tracklets[i]``; ``captions`` maps a training label
     to the captions of that identity's tracklets (empty when the dataset has none). ``iter_clips(batch_size)``
     yields ``(clips (B, T, 3, H, W) normalised float on the model's device, labels (B,), camids (B,),
-    tracklet_index (B,))`` over every training tracklet, with evaluation sampling and no augmentation: what
-    TF-CLIP's memory, CLIP-ReID's stage 1 and CG-CLIP's prototypes are computed from.
+    tracklet_index (B,))`` over every training tracklet, dense clips and no augmentation: what TF-CLIP's memory,
+    CLIP-ReID's stage 1 and CG-CLIP's prototypes are computed from. ``stages`` holds the recipe's settings of the
+    model's extra stages by name (CLIP-ReID's ``prompts``), already checked against the model's stage classes.
     """
 
     tracklets: list[Tracklet]
@@ -31,6 +33,7 @@ class TrainingData:
     captions: dict[int, list[str]]
     iter_clips: Callable[[int], Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]]
     device: torch.device
+    stages: dict[str, object] = field(default_factory=dict)
 
 
 class ReIDModel(nn.Module, abc.ABC):
@@ -54,29 +57,6 @@ class ReIDModel(nn.Module, abc.ABC):
     def prepare(self, data: TrainingData) -> None:
         """Work done once before training from the whole training set (memories, prototypes, prompt stages)."""
 
-    def training_stages(self) -> list[str]:
-        """Names of the training stages the model runs through; most models have one."""
-        return ["main"]
-
-    def lr_scale(self, parameter_name: str) -> float:
-        """Learning-rate multiplier of one parameter, for models whose new modules learn faster than the backbone."""
-        return 1.0
-
-    def param_groups(self, lr: float, weight_decay: float, bias_lr_factor: float = 2.0) -> list[dict]:
-        """Optimiser parameter groups: biases at ``bias_lr_factor × lr``, as TF-CLIP and CLIP-ReID train.
-
-        A bias is any parameter whose name ends in ``bias`` (attention ``in_proj_bias`` included); norm weights
-        are not special-cased. Weight decay is the same for every group (the references set
-        ``WEIGHT_DECAY_BIAS = WEIGHT_DECAY``). Frozen parameters are left out; groups come in a fixed order.
-        """
-        groups: dict[float, list[nn.Parameter]] = {}
-        for name, parameter in self.named_parameters():
-            if not parameter.requires_grad:
-                continue
-            scale = self.lr_scale(name) * (bias_lr_factor if name.endswith("bias") else 1.0)
-            groups.setdefault(scale, []).append(parameter)
-        return [{"params": params, "lr": lr * scale, "weight_decay": weight_decay} for scale, params in groups.items()]
-
 
 @dataclass
 class ClipModelConfig:
@@ -84,14 +64,20 @@ class ClipModelConfig:
 
     ``backbone``: ``"ViT-B-16"`` (default) or ``"tiny"`` for tests. The camera embedding is added to the class
     token (cameras × width, std 0.02, times ``camera_scale``). ``pos_embed_interpolation`` resizes CLIP's 14×14
-    positional grid to the input's patch grid. The loss settings are CLIP-ReID's and TF-CLIP's: 0.25 × the
+    positional grid to the input's patch grid: bilinearly, as TF-CLIP's and CLIP-ReID's ``build_model`` do, or
+    antialiased bicubic as open_clip does. The loss settings are CLIP-ReID's and TF-CLIP's: 0.25 × the
     label-smoothed ID losses plus the batch-hard triplet losses.
+
+    ``STAGES`` names a model's extra training stages and the dataclass of each one's settings (the recipe's
+    ``stages.<name>`` section); most models have none.
     """
+
+    STAGES: ClassVar[dict[str, type]] = {}
 
     backbone: str = "ViT-B-16"
     camera_embedding: bool = True
     camera_scale: float = 1.0
-    pos_embed_interpolation: str = "bicubic"
+    pos_embed_interpolation: str = "bilinear"
     id_loss_weight: float = 0.25
     triplet_loss_weight: float = 1.0
     label_smoothing: float = 0.1

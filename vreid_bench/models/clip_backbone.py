@@ -50,9 +50,9 @@ class ClipBackboneConfig:
     ``image_size``: input (H, W); a multiple of the patch size.
     ``text``: build the text tower (CLIP-ReID and CG-CLIP need it; TAP and TF-CLIP do not).
     ``quick_gelu``: activation of both towers; ``None`` takes the architecture's (QuickGELU, as OpenAI trained).
-    ``pos_embed_interpolation``: how a positional-embedding grid is resized on load: ``"bicubic"`` as open_clip
-    (``create_model(..., force_image_size=...)``) does it, by default; ``"bilinear"`` as TF-CLIP's and
-    CLIP-ReID's code does it, to reproduce their numbers.
+    ``pos_embed_interpolation``: how a positional-embedding grid is resized on load: ``"bilinear"`` as TF-CLIP's
+    and CLIP-ReID's ``build_model`` do it, by default (the weights every CLIP ReID reference trains from);
+    ``"bicubic"`` as open_clip (``create_model(..., force_image_size=...)``) does it.
     """
 
     name: str = "ViT-B-16"
@@ -61,7 +61,7 @@ class ClipBackboneConfig:
     camera_scale: float = 1.0
     text: bool = True
     quick_gelu: bool | None = None
-    pos_embed_interpolation: str = "bicubic"
+    pos_embed_interpolation: str = "bilinear"
 
 
 class ClipTokens(NamedTuple):
@@ -81,7 +81,7 @@ def tokenize(texts: list[str], context_length: int = 77) -> Tensor:
 
 
 def resize_positional_embedding(positional_embedding: Tensor, new_grid: tuple[int, int],
-                                old_grid: tuple[int, int] | None = None, mode: str = "bicubic") -> Tensor:
+                                old_grid: tuple[int, int] | None = None, mode: str = "bilinear") -> Tensor:
     """``(1 + h*w, D) -> (1 + new_h*new_w, D)``: the patch part resampled on its 2-D grid, the class row kept.
 
     ``mode``: ``"bicubic"`` resizes exactly as open_clip does when it loads weights at another size
