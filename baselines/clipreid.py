@@ -28,10 +28,10 @@ time. The camera embedding is off, as in the reference's person setting (``SIE_C
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import ClassVar, ContextManager, Literal
+from typing import Any, ClassVar, ContextManager, Literal
 
 import torch
 import torch.distributed as dist
@@ -236,6 +236,7 @@ class CLIPReID(ReIDModel):
         features, labels = self.frozen_image_features(data, stage)
         self.learn_prompts(features, labels, stage)
         self.cache_text_features(stage)
+        self.drop_text_tower()
         if dist.is_available() and dist.is_initialized():
             # One set of prompts for every process, whatever tiny differences their arithmetic had.
             dist.broadcast(self.prompts.context.data, src=0)
@@ -261,7 +262,9 @@ class CLIPReID(ReIDModel):
     def text_features_of(self, labels: Tensor) -> Tensor:
         """``(B,)`` labels → ``(B, embed_dim)`` text features of their current prompts."""
         text = self.backbone.text
-        assert text is not None
+        if text is None:
+            raise RuntimeError("CLIP-ReID's text tower was dropped after stage 1; its text features are cached in "
+                               "text_features")
         embeddings = self.prompts(labels, text.token_embedding)  # (B, L, text width)
         eot = torch.full_like(labels, self.prompts.eot_position)
         return self.backbone.encode_text_embeddings(embeddings, eot)
@@ -300,6 +303,24 @@ class CLIPReID(ReIDModel):
             scaler.update()
             total, batches = total + loss.detach(), batches + 1
         return float(total) / batches
+
+    def drop_text_tower(self) -> None:
+        """Free the text tower once the text features are cached: stage 2 and inference never use it."""
+        self.backbone.text = None
+
+    def external_training_parameters(self) -> int:
+        """The text tower stage 1 trains the prompts through, once dropped."""
+        if self.backbone.text is not None:
+            return 0
+        from vreid_bench.models.clip_backbone import text_tower_parameters
+
+        return text_tower_parameters(self.config.backbone)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """A state saved after stage 1 has no text tower: drop this model's before loading it."""
+        if self.backbone.text is not None and not any(key.startswith("backbone.text.") for key in state_dict):
+            self.drop_text_tower()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @torch.no_grad()
     def cache_text_features(self, stage: PromptStage = PromptStage()) -> None:

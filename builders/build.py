@@ -320,6 +320,30 @@ def _source_entry(sequence: MotSequence, split: str) -> dict[str, object]:
             "frames": sequence.n_frames, "fps": sequence.frame_rate, "size": [sequence.width, sequence.height]}
 
 
+# The published benchmark a build re-creates, by its kind and its source's layout: reported numbers sit beside it.
+BENCHMARKS = {("sports", "sportsmot"): "sportsvreid", ("dance", "dancetrack"): "dancevreid"}
+
+
+def footage_kind(sequences: Sequence[MotSequence]) -> str:
+    """``synthetic`` when every sequence was rendered by ``vreid synth`` (its attribute sheet names the
+    generator), else ``real``."""
+    def rendered(sequence: MotSequence) -> bool:
+        if sequence.attributes_path is None:
+            return False
+        try:
+            return "generator" in json.loads(sequence.attributes_path.read_text())
+        except (OSError, ValueError):
+            return False
+
+    return "synthetic" if sequences and all(rendered(s) for s in sequences) else "real"
+
+
+def benchmark_of(kind: str, layout: str, footage: str) -> str | None:
+    """``sportsvreid`` for real SportsMOT footage built as sports, ``dancevreid`` for real DanceTrack as dance;
+    None otherwise (synthetic footage, other sources): the papers' numbers are never matched to those."""
+    return BENCHMARKS.get((kind, layout)) if footage == "real" else None
+
+
 def _copy_attributes(out: Path, sequences: tuple[MotSequence, ...]) -> None:
     """Known per-identity attributes (synthetic footage has them) go beside the crops for the captioner."""
     for sequence in sequences:
@@ -375,10 +399,13 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
     digest = fingerprint(recipe, table, ordered)
     counts = dataset_counts(ordered, len(source.notes))
     notes = tuple(source.notes) + tuple(f"{video}: not in this build, removed" for video in stale)
+    footage = footage_kind(source.sequences)
     manifest = {
         "name": name or out.resolve().name,
         "format_version": FORMAT_VERSION,
         "kind": kind,
+        "footage": footage,
+        "benchmark": benchmark_of(kind, source.layout, footage),
         "recipe": {"name": RECIPE_NAME, "params": recipe.params()},
         "sources": [_source_entry(unit.sequence, unit.plan.split) for unit in units],
         "source_layout": source.layout,

@@ -194,6 +194,14 @@ class CGCLIP(ReIDModel):
             self.text_valid.copy_(valid)
         self.memory_built.fill_(True)
 
+    def external_training_parameters(self) -> int:
+        """The CLIP text tower that encodes the captions for CMR, built only while the text memory is."""
+        if self.cmr is None:
+            return 0
+        from vreid_bench.models.clip_backbone import text_tower_parameters
+
+        return text_tower_parameters(self.config.backbone)
+
     def _caption_encoder(self, device: torch.device) -> Callable[[list[str]], Tensor]:
         """A function from captions to ``(n, embed_dim)`` CLIP text features, from a text tower of the same weights.
 

@@ -24,7 +24,14 @@ from typing import Any
 import pandas as pd
 
 from leaderboard.reported import ReportedResult, reported_for
-from vreid_bench.engine.rundir import CONFIG_FILE, METRICS_FILE, RunRecord, read_run_config
+from vreid_bench.engine.rundir import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    SENSITIVITY_FILE,
+    RunRecord,
+    read_run_config,
+    weights_identity,
+)
 from vreid_bench.errors import DatasetNotFoundError, VreidError
 
 GROUP_KEYS = ("dataset", "dataset_fingerprint", "protocol", "protocol_family")
@@ -38,19 +45,22 @@ UNFINISHED = "unfinished"
 FAILED = "failed"
 
 COLUMNS = (
-    *GROUP_KEYS, "protocol_hash", "model", "label", "source", "status", "recipe", "recipe_hash", "pretrained",
-    "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "gflops_per_clip",
-    "clips_per_s", "epochs", "num_valid_queries", "num_skipped_queries", "cmc", "wall_s", "device", "git_rev",
-    "run_dir", "reference", "note",
+    *GROUP_KEYS, "protocol_hash", "benchmark", "model", "label", "source", "status", "recipe", "recipe_hash", "pretrained", "weights",
+    "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
+    "gflops_per_clip", "clips_per_s", "epochs", "num_valid_queries", "num_skipped_queries", "cmc", "query_ap",
+    "query_first_rank", "query_digest", "wall_s", "device", "inference_dtype", "git_rev", "run_dir", "reference",
+    "note",
 )
 
 
 @dataclass(frozen=True)
 class RunCollection:
-    """The results found, one row each, and the files that could not be read (with the reason)."""
+    """The results found, one row each, the files that could not be read (with the reason), and the protocol
+    sensitivity tables of the runs that have one (``vreid eval RUN --sensitivity``)."""
 
     frame: pd.DataFrame
     problems: tuple[str, ...] = ()
+    sensitivity: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,18 +134,21 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
         "protocol": str(metrics["protocol"]),
         "protocol_family": str(metrics.get("protocol_family") or metrics["protocol_hash"]),
         "protocol_hash": str(metrics["protocol_hash"]),
+        "benchmark": metrics.get("benchmark"),
         "model": str(metrics["model"]),
         "source": MEASURED,
         "status": FINISHED,
         "recipe": metrics.get("recipe"),
         "recipe_hash": metrics.get("recipe_hash"),
         "pretrained": metrics.get("pretrained"),
+        "weights": metrics.get("weights") or metrics.get("pretrained"),
         "split": metrics.get("split"),
         "num_splits": metrics.get("num_splits"),
         "mAP": float(metrics["mAP"]),
         **_percent_ranks(cmc),
         "mINP": _optional_float(metrics.get("mINP")),
         "params": _optional_float(metrics.get("params")),
+        "training_params": _optional_float(metrics.get("training_params")),
         "gflops_per_clip": _optional_float(metrics.get("gflops_per_clip")),
         "clips_per_s": _optional_float(metrics.get("clips_per_s")),
         "epochs": metrics.get("epochs"),
@@ -143,8 +156,12 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
         "num_valid_queries": metrics.get("num_valid_queries"),
         "num_skipped_queries": metrics.get("num_skipped_queries"),
         "cmc": cmc,
+        "query_ap": metrics.get("query_ap"),
+        "query_first_rank": metrics.get("query_first_rank"),
+        "query_digest": metrics.get("query_digest"),
         "wall_s": _optional_float(metrics.get("wall_s")),
         "device": metrics.get("device"),
+        "inference_dtype": metrics.get("inference_dtype"),
         "git_rev": metrics.get("git_rev"),
         "run_dir": str(run_dir) if run_dir is not None else None,
     }
@@ -173,6 +190,7 @@ def pending_row(record: RunRecord, run_dir: Path, status: str = UNFINISHED,
         "recipe": record.recipe.name,
         "recipe_hash": record.recipe.hash(),
         "pretrained": record.pretrained,
+        "weights": weights_identity(record.weights) or record.pretrained,
         "split": record.protocol.split,
         "num_splits": record.dataset.options.get("num_splits"),
         "epochs": record.recipe.epochs,
@@ -229,21 +247,29 @@ def collect_runs(roots: Iterable[str | os.PathLike[str]]) -> RunCollection:
     roots = list(roots)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
+    sensitivity: list[tuple[str, dict[str, Any]]] = []
     for run_dir in find_run_dirs(roots):
         try:
             rows.extend(read_run(run_dir))
         except (ValueError, VreidError) as exc:
             problems.append(f"{run_dir}: skipped ({exc})")
+        table = run_dir / SENSITIVITY_FILE
+        if table.is_file():
+            try:
+                sensitivity.append((str(run_dir), json.loads(table.read_text())))
+            except json.JSONDecodeError as exc:
+                problems.append(f"{table}: skipped ({exc})")
     if not rows:
         where = ", ".join(str(root) for root in roots)
         raise DatasetNotFoundError(f"no run results under {where}; train some with `vreid run` or "
                                    "`vreid compare`, or give the folder they wrote to")
-    return RunCollection(frame_from_rows(rows), tuple(problems))
+    return RunCollection(frame_from_rows(rows), tuple(problems), tuple(sensitivity))
 
 
-def reported_rows(dataset: str, fingerprint: str, protocol: str, protocol_family: str) -> list[dict[str, Any]]:
-    """Published numbers for ``dataset``, placed beside one measured group (metrics as fractions)."""
-    return [_reported_row(result, dataset, fingerprint, protocol, protocol_family) for result in reported_for(dataset)]
+def reported_rows(benchmark: str | None, dataset: str, fingerprint: str, protocol: str,
+                  protocol_family: str) -> list[dict[str, Any]]:
+    """Published numbers on ``benchmark``, placed beside one measured group (metrics as fractions)."""
+    return [_reported_row(result, dataset, fingerprint, protocol, protocol_family) for result in reported_for(benchmark)]
 
 
 def _reported_row(result: ReportedResult, dataset: str, fingerprint: str, protocol: str,
@@ -254,14 +280,18 @@ def _reported_row(result: ReportedResult, dataset: str, fingerprint: str, protoc
     return {"dataset": dataset, "dataset_fingerprint": fingerprint, "protocol": protocol,
             "protocol_family": protocol_family, "model": result.model, "label": result.display_name,
             "source": REPORTED, "status": FINISHED, "mAP": fraction(result.mAP), "R1": fraction(result.rank1),
-            "cmc": [], "reference": result.source, "note": result.note}
+            "cmc": [], "reference": result.source, "note": result.note, "benchmark": result.benchmark}
 
 
 def with_reported(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` plus the published numbers of each group's dataset, as rows whose source is ``reported``."""
+    """``frame`` plus the published numbers of the benchmark each group's dataset is (never of a dataset that
+    is no such benchmark, synthetic footage above all), as rows whose source is ``reported``."""
     measured = frame[frame["source"] == MEASURED]
-    extra = [row for key in measured.groupby(list(GROUP_KEYS), sort=True).groups
-             for row in reported_rows(*key)]
+    extra = []
+    for key, rows in measured.groupby(list(GROUP_KEYS), sort=True):
+        benchmarks = {b for b in rows["benchmark"] if b}
+        if len(benchmarks) == 1:
+            extra += reported_rows(benchmarks.pop(), *key)
     if not extra:
         return frame
     return frame_from_rows([*frame.to_dict("records"), *extra])

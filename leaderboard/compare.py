@@ -104,8 +104,7 @@ def plan_runs(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protoc
     for name in names:
         recipe = recipe_for(name, dataset.family, recipe_file, sets, shared=True)
         for seed in seeds:
-            record = RunRecord(model=name, dataset=record_of_dataset, protocol=split_protocol, recipe=recipe,
-                               seed=seed, pretrained=pretrained)
+            record = RunRecord.create(name, record_of_dataset, split_protocol, recipe, seed, pretrained)
             plans.append(PlannedRun(name, record, run_dir_for(out_dir, record)))
     return plans
 

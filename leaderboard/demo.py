@@ -92,6 +92,10 @@ class DemoConfig:
     def report_path(self) -> Path:
         return self.out / "report.html"
 
+    @property
+    def leaderboard_paths(self) -> tuple[Path, Path]:
+        return self.out / "leaderboard.md", self.out / "leaderboard.csv"
+
     def recipe_sets(self) -> list[str]:
         """The changes every model's reference recipe gets (model settings go to the models that have them)."""
         per_model = [item for model in canonical_models(self.models) for item in DEMO_MODEL_SETS.get(model, ())]
@@ -163,6 +167,14 @@ def chance_level(dataset: VideoReIDDataset, protocol: Protocol, draws: int = 20,
     return ChanceLevel(float(np.mean([r.mAP for r in results])), float(np.mean([r.cmc[0] for r in results])))
 
 
+def demonstration_note(boards: list[Leaderboard]) -> str:
+    """What the demo's table is and is not, with the number of queries it rests on."""
+    queries = [board.significance.queries for board in boards if board.significance is not None]
+    count = f"{max(queries)} queries" if queries and max(queries) else "a few queries"
+    return (f"A pipeline demonstration, not a ranking of the methods: tiny models trained from random weights on "
+            f"synthetic footage, scored on {count}; the intervals show how little such a table can tell apart.")
+
+
 def run_demo(config: DemoConfig = DemoConfig(), announce: Announce | None = None) -> DemoResult:
     """Run (or finish) every stage of the demo under ``config.out``; see the module docstring."""
     from builders.build import build_dataset
@@ -201,7 +213,9 @@ def run_demo(config: DemoConfig = DemoConfig(), announce: Announce | None = None
         boards = build_leaderboards(compared.frame())
         chance = chance_level(dataset, protocol)
         floor = f"chance level (random features): mAP {100 * chance.mAP:.1f}, R1 {100 * chance.rank1:.1f}"
-        write_leaderboard(config.report_path, boards, "html", sources=[str(config.runs_dir)],
-                          notes=[f"Tiny models trained from random weights on synthetic footage; {floor}."])
+        notes = [demonstration_note(boards), f"{floor}."]
+        write_leaderboard(config.report_path, boards, "html", sources=[str(config.runs_dir)], notes=notes)
+        for path, fmt in zip(config.leaderboard_paths, ("md", "csv")):
+            write_leaderboard(path, boards, fmt, sources=[str(config.runs_dir)], notes=notes)
         detail.append(floor)
     return DemoResult(config.dataset_dir, config.runs_dir, config.report_path, compared, boards, chance, stages)

@@ -60,3 +60,30 @@ def write_cmc_png(path: str | os.PathLike[str], curves: Mapping[str, Sequence[fl
     path = Path(path)
     atomic_write_bytes(path, cmc_png(curves, title, max_rank))
     return path
+
+
+def efficiency_png(points: Sequence[tuple[str, float, float | None, float | None]], title: str,
+                   dpi: int = 110) -> bytes:
+    """PNG bytes of mAP (%) against GFLOPs per clip and against clips/s, one marker per model.
+
+    ``points``: (label, mAP as a fraction, GFLOPs per clip, clips/s); a missing cost leaves that panel's point out.
+    """
+    figure = Figure(figsize=(9.6, 4.0), dpi=dpi)
+    FigureCanvasAgg(figure)
+    panels = figure.subplots(1, 2)
+    for axes, position, xlabel in ((panels[0], 2, "GFLOPs per clip (inference, log scale)"),
+                                   (panels[1], 3, "clips/s (inference, log scale)")):
+        shown = [(p[0], 100 * p[1], p[position]) for p in points if p[position]]
+        for index, (label, mAP, cost) in enumerate(shown):
+            axes.scatter([cost], [mAP], marker=MARKERS[index % len(MARKERS)], s=40, label=label)
+            axes.annotate(label, (cost, mAP), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if shown:
+            axes.set_xscale("log")
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel("mAP (%)")
+        axes.grid(True, alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -12,14 +12,23 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from leaderboard.plots import DEFAULT_MAX_RANK, cmc_png, write_cmc_png
-from leaderboard.tables import Leaderboard, board_html, to_csv, to_latex, to_markdown
+from leaderboard.plots import DEFAULT_MAX_RANK, cmc_png, efficiency_png, write_cmc_png
+from leaderboard.tables import (
+    Leaderboard,
+    board_html,
+    efficiency_html,
+    efficiency_markdown,
+    efficiency_rows,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 from vreid_bench import __version__
 from vreid_bench.errors import ConfigError
-from vreid_bench.io import atomic_write_text
+from vreid_bench.io import atomic_write_bytes, atomic_write_text
 
 STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 72rem;
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 96rem;
        padding: 0 1rem; color: #1d232a; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.3rem; }
@@ -34,7 +43,12 @@ tr.failed th, tr.unfinished th { color: #cf222e; }
 table.reported { font-style: italic; color: #57606a; }
 table.reported caption { font-style: normal; }
 table.reported td:nth-last-child(-n+2), table.reported thead th:nth-last-child(-n+2) { text-align: left; }
+div.scroll { overflow-x: auto; }
+td { white-space: nowrap; }
 img.cmc { max-width: 40rem; width: 100%; border: 1px solid #e5e9ed; }
+img.efficiency { max-width: 60rem; width: 100%; border: 1px solid #e5e9ed; }
+tr.tied th::after { content: " ≈"; color: #57606a; }
+h3 { font-size: 1rem; margin-top: 1.4rem; }
 """
 
 
@@ -45,19 +59,60 @@ def plot_title(board: Leaderboard) -> str:
             f"protocol hash {group.protocol_family}")
 
 
+def efficiency_points(board: Leaderboard) -> list[tuple[str, float, float | None, float | None]]:
+    """(label, mAP, GFLOPs per clip, clips/s) of the board's finished rows, for the efficiency plot."""
+    points = []
+    for row, _ in efficiency_rows(board):
+        mAP = row.value("mAP")
+        if mAP is not None:
+            points.append((row.label, mAP / 100, row.value("gflops_per_clip"), row.value("clips_per_s")))
+    return points
+
+
+def _png_tag(css: str, alt: str, png: bytes) -> str:
+    return (f'<img class="{css}" alt="{html.escape(alt)}" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
+
+
 def board_section(board: Leaderboard, max_rank: int = DEFAULT_MAX_RANK) -> str:
     parts = [f'<section id="{html.escape(board.group.slug)}">', f"<h2>{html.escape(board.title)}</h2>",
              board_html(board)]
     if board.curves:
-        png = base64.b64encode(cmc_png(board.curves, plot_title(board), max_rank)).decode("ascii")
-        parts.append(f'<img class="cmc" alt="CMC curves, {html.escape(board.title)}" '
-                     f'src="data:image/png;base64,{png}">')
+        parts.append(_png_tag("cmc", f"CMC curves, {board.title}", cmc_png(board.curves, plot_title(board), max_rank)))
+    points = efficiency_points(board)
+    if points:
+        parts += [f"<h3>Efficiency: {html.escape(board.title)}</h3>", efficiency_html(board),
+                  _png_tag("efficiency", f"mAP against cost, {board.title}",
+                           efficiency_png(points, plot_title(board)))]
     parts.append("</section>")
     return "\n".join(parts)
 
 
+def sensitivity_section(sensitivity: Sequence[tuple[str, dict]]) -> str:
+    """One table per run of how much each evaluation choice moves its mAP, R1 and mINP."""
+    if not sensitivity:
+        return ""
+    parts = ["<h2>Protocol sensitivity</h2>",
+             '<p class="meta">Each run under its own protocol and under every protocol that changes one evaluation '
+             "choice; differences in points (`vreid eval RUN --sensitivity`).</p>"]
+    for run_dir, data in sensitivity:
+        rows = []
+        for row in data.get("rows", []):
+            own = row.get("change") == "the run's own protocol"
+            cells = [row.get("change", ""), *(f"{100 * row[key]:.1f}" for key in ("mAP", "R1", "mINP")),
+                     *("" if own else f"{100 * row[key]:+.1f}" for key in ("delta_mAP", "delta_R1", "delta_mINP")),
+                     str(row.get("queries", ""))]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("change", "mAP", "R1", "mINP", "Δ mAP", "Δ R1", "Δ mINP", "queries"))
+        caption = f"{data.get('model', '')} on {data.get('dataset', '')} ({run_dir})"
+        parts.append(f'<table class="sensitivity"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr>'
+                     f"</thead><tbody>{''.join(rows)}</tbody></table>")
+    return "\n".join(parts)
+
+
 def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard", sources: Sequence[str] = (),
-                  problems: Sequence[str] = (), notes: Sequence[str] = (), max_rank: int = DEFAULT_MAX_RANK) -> str:
+                  problems: Sequence[str] = (), notes: Sequence[str] = (), max_rank: int = DEFAULT_MAX_RANK,
+                  sensitivity: Sequence[tuple[str, dict]] = ()) -> str:
     """The whole report as an HTML document; ``notes`` are lines shown under the title."""
     meta = f"{len(boards)} table{'s' if len(boards) != 1 else ''}"
     if sources:
@@ -67,6 +122,8 @@ def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(meta)}</p>']
     body += [f'<p class="meta">{html.escape(note)}</p>' for note in notes]
     body += [board_section(board, max_rank) for board in boards]
+    if sensitivity:
+        body.append(sensitivity_section(sensitivity))
     if problems:
         body.append('<h2>Not included</h2><ul class="problems">'
                     + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")
@@ -77,9 +134,9 @@ def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard
 
 def write_report(path: str | os.PathLike[str], boards: Sequence[Leaderboard], title: str = "vreid leaderboard",
                  sources: Sequence[str] = (), problems: Sequence[str] = (), notes: Sequence[str] = (),
-                 max_rank: int = DEFAULT_MAX_RANK) -> Path:
+                 max_rank: int = DEFAULT_MAX_RANK, sensitivity: Sequence[tuple[str, dict]] = ()) -> Path:
     path = Path(path)
-    atomic_write_text(path, render_report(boards, title, sources, problems, notes, max_rank))
+    atomic_write_text(path, render_report(boards, title, sources, problems, notes, max_rank, sensitivity))
     return path
 
 
@@ -89,6 +146,21 @@ FORMATS = ("md", "csv", "html", "latex")
 def plot_folder(path: Path) -> Path:
     """Where the CMC PNGs of a leaderboard written to ``path`` go: ``<stem>-cmc/`` beside it."""
     return path.with_name(f"{path.stem}-cmc")
+
+
+def write_efficiency(path: str | os.PathLike[str], boards: Sequence[Leaderboard]) -> tuple[Path, list[Path]]:
+    """The efficiency tables as Markdown at ``path`` and one plot per table in ``<stem>-efficiency/``."""
+    path = Path(path)
+    folder = path.with_name(f"{path.stem}-efficiency")
+    plots = []
+    for board in boards:
+        points = efficiency_points(board)
+        if points:
+            plot = folder / f"{board.group.slug}.png"
+            atomic_write_bytes(plot, efficiency_png(points, plot_title(board)))
+            plots.append(plot)
+    atomic_write_text(path, "\n".join(efficiency_markdown(board) for board in boards))
+    return path, plots
 
 
 def write_cmc_plots(folder: Path, boards: Sequence[Leaderboard], max_rank: int = DEFAULT_MAX_RANK) -> dict[str, Path]:
@@ -103,7 +175,8 @@ def write_cmc_plots(folder: Path, boards: Sequence[Leaderboard], max_rank: int =
 
 def write_leaderboard(path: str | os.PathLike[str], boards: Sequence[Leaderboard], fmt: str,
                       sources: Sequence[str] = (), problems: Sequence[str] = (), notes: Sequence[str] = (),
-                      max_rank: int = DEFAULT_MAX_RANK) -> tuple[Path, dict[str, Path]]:
+                      max_rank: int = DEFAULT_MAX_RANK,
+                      sensitivity: Sequence[tuple[str, dict]] = ()) -> tuple[Path, dict[str, Path]]:
     """Write the leaderboards to ``path`` in ``fmt`` and their CMC PNGs beside it; returns both.
 
     The HTML format is the full report (plots embedded, ``notes`` under its title); Markdown links its plots
@@ -114,10 +187,12 @@ def write_leaderboard(path: str | os.PathLike[str], boards: Sequence[Leaderboard
     path = Path(path)
     plots = write_cmc_plots(plot_folder(path), boards, max_rank)
     if fmt == "html":
-        write_report(path, boards, sources=sources, problems=problems, notes=notes, max_rank=max_rank)
+        write_report(path, boards, sources=sources, problems=problems, notes=notes, max_rank=max_rank,
+                     sensitivity=sensitivity)
     elif fmt == "md":
         links = {slug: png.relative_to(path.parent).as_posix() for slug, png in plots.items()}
-        atomic_write_text(path, to_markdown(boards, links))
+        preface = "".join(f"> {note}\n" for note in notes) + ("\n" if notes else "")
+        atomic_write_text(path, preface + to_markdown(boards, links))
     elif fmt == "csv":
         atomic_write_text(path, to_csv(boards))
     else:

@@ -88,8 +88,9 @@ def prepared(prepared_state: dict[str, torch.Tensor]) -> CLIPReID:
 
 
 def stage1_loss(model: CLIPReID, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Stage 1's loss with the prompts' text features (the cached ones once the text tower is dropped)."""
     with torch.no_grad():
-        text = model.text_features_of(labels)
+        text = model.text_features[labels] if model.backbone.text is None else model.text_features_of(labels)
         return float(supervised_contrastive(features, text, labels, labels)
                      + supervised_contrastive(text, features, labels, labels))
 
@@ -149,23 +150,28 @@ def test_stage1_lowers_supcon_and_changes_only_the_prompts():
     assert loss_after < 0.5 * loss_before
     after = model.state_dict()
     learned = {"prompts.context", "text_features", "prompts_learned"}
+    dropped = {key for key in before if key.startswith("backbone.text.")}
+    assert dropped and set(after) == set(before) - dropped
     assert not torch.equal(after["prompts.context"], before["prompts.context"])
-    unchanged = [key for key in before if key not in learned and torch.equal(before[key], after[key])]
-    assert sorted(unchanged) == sorted(set(before) - learned)
+    unchanged = [key for key in after if key not in learned and torch.equal(before[key], after[key])]
+    assert sorted(unchanged) == sorted(set(after) - learned)
     # The features were computed once from the frozen encoder, which stage 1 left as it was.
     assert torch.equal(model.frozen_image_features(data, stage1(8))[0], features)
-    # Afterwards the prompts are frozen and every identity's text feature is cached.
+    # Afterwards the prompts are frozen, every identity's text feature is cached and the text tower is gone: the
+    # cached features are those of the learned prompts through the tower of a fresh copy.
     assert bool(model.prompts_learned)
     assert not model.prompts.context.requires_grad
-    assert not any(p.requires_grad for p in model.backbone.text.parameters())
-    assert torch.allclose(model.text_features, model.text_features_of(torch.arange(NUM_IDS)).detach(), atol=1e-6)
+    assert model.backbone.text is None and model.external_training_parameters() > 0
+    fresh = build()
+    fresh.prompts.context.data.copy_(model.prompts.context)
+    assert torch.allclose(model.text_features, fresh.text_features_of(torch.arange(NUM_IDS)).detach(), atol=1e-6)
 
 
 def test_text_features_stay_out_of_stage2_and_travel_in_the_state_dict(prepared: CLIPReID):
     model = prepared
     trainable = {id(p) for group in groups(model, 5e-6) for p in group["params"]}
-    frozen = [model.prompts.context, *model.backbone.text.parameters()]
-    assert not trainable & {id(p) for p in frozen}
+    assert model.backbone.text is None  # dropped after stage 1, so stage 2 cannot train it
+    assert id(model.prompts.context) not in trainable
     assert trainable >= {id(p) for p in model.backbone.visual.parameters()}
     state = model.state_dict()
     assert state["text_features"].shape == (NUM_IDS, model.backbone.embed_dim)

@@ -7,6 +7,7 @@ model was never built"; the demo runs the real tiny CG-CLIP and ResNet-TAP on re
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -188,6 +189,21 @@ def test_each_model_trains_with_its_own_recipe_unless_one_is_shared(dataset_dir,
         plan_runs(MODELS, dataset, protocol, tmp_path, shared_file, sets=SMALL_SETS)
 
 
+def test_compare_trains_again_when_the_weights_file_changes_at_the_same_path(dataset_dir, tmp_path):
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"first weights")
+    factory = CountingFactory()
+    first = compare(dataset_dir, tmp_path / "runs", factory, models=["clip-tap"], pretrained=str(weights))
+    again = compare(dataset_dir, tmp_path / "runs", factory, models=["clip-tap"], pretrained=str(weights))
+    assert [o.status for o in first.outcomes + again.outcomes] == ["trained", "skipped"]
+    recorded = first.outcomes[0].record.weights
+    assert recorded["size"] == len(b"first weights") and len(recorded["sha256"]) == 64
+    weights.write_bytes(b"other weights, same path")
+    changed = compare(dataset_dir, tmp_path / "runs", factory, models=["clip-tap"], pretrained=str(weights))
+    assert changed.outcomes[0].status == "trained" and changed.outcomes[0].run_dir != first.outcomes[0].run_dir
+    assert factory.calls == ["clip-tap", "clip-tap"]
+
+
 def test_model_settings_go_to_the_models_that_have_them(dataset_dir, tmp_path):
     dataset = load(dataset_dir)
     protocol = get_protocol(dataset.default_protocol)
@@ -296,6 +312,14 @@ def test_demo_end_to_end_at_a_reduced_size(tmp_path):
     assert 0 < result.chance.mAP < 1
     report = result.report_path.read_text()
     assert report.startswith("<!DOCTYPE html>") and "data:image/png;base64," in report and "chance level" in report
+    assert "pipeline demonstration, not a ranking" in report and "paired bootstrap over queries" in report
+    markdown, table = config.leaderboard_paths
+    text = markdown.read_text()
+    assert text.startswith("> A pipeline demonstration") and "| vs best |" in text and "95% CI" in text
+    rows = list(csv.DictReader(table.open()))
+    assert {r["model"] for r in rows} == {"cgclip", "clip-tap"}
+    assert {r["verdict"] for r in rows} <= {"best", "tied", "below"} and "best" in {r["verdict"] for r in rows}
+    assert all(r["mAP_ci_low"] and r["queries"] for r in rows)
 
     again = run_demo(config)
     assert [o.status for o in again.compare.outcomes] == ["skipped", "skipped"]

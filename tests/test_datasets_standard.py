@@ -330,3 +330,45 @@ def test_bad_root_is_one_line_naming_root_and_how_to_get(tmp_path: Path, name: s
         load(name, root=root)
     entry = get_entry(name)
     assert_one_line_naming(error, root, root / entry.folder, entry.how_to_get)
+
+
+# --- ids, fingerprints and literature defaults ----------------------------------------------------------------
+
+WRITERS = {"mars": write_mars, "ilidsvid": write_ilidsvid, "prid2011": write_prid2011, "lsvid": write_lsvid,
+           "dukemtmcvidreid": write_dukemtmcvidreid}
+DEFAULTS = {"mars": "all-tracklets", "lsvid": "all-tracklets", "ilidsvid": "gallery-only",
+            "prid2011": "gallery-only", "dukemtmcvidreid": "gallery-only"}
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_every_standard_dataset_has_stable_ids_a_fingerprint_and_its_literatures_protocol(tmp_path, name):
+    layout = WRITERS[name](tmp_path / "a")
+    dataset = load(name, root=root_of(layout, "parent"))
+    assert (dataset.default_protocol, dataset.family, dataset.benchmark) == (DEFAULTS[name], name, name)
+    ids = [t.tracklet_id for split in SPLITS for t in getattr(dataset, split)]
+    assert all(ids) and len(set(ids)) == len(ids)
+    assert len(dataset.fingerprint) == 64
+    copy = WRITERS[name](tmp_path / "b")  # the same content elsewhere: the same fingerprint
+    assert load(name, root=root_of(copy, "parent")).fingerprint == dataset.fingerprint
+
+
+def test_mars_ids_are_rows_of_the_published_track_info(tmp_path):
+    layout = write_mars(tmp_path)
+    dataset = load("mars", root=layout.dataset_dir)
+    assert dataset.train[0].tracklet_id == "train:1"
+    assert {t.tracklet_id.split(":")[0] for t in dataset.query + dataset.gallery} == {"test"}
+
+
+@pytest.mark.parametrize("name", ["ilidsvid", "prid2011"])
+def test_a_splits_fingerprint_ignores_the_split_and_sees_the_split_file(tmp_path, name):
+    layout = WRITERS[name](tmp_path)
+    fingerprints = {load(name, root=layout.dataset_dir, split=k).fingerprint for k in range(3)}
+    assert len(fingerprints) == 1  # the split is part of the protocol, not of the data
+    ilids = name == "ilidsvid"
+    split_file = layout.dataset_dir / ("train-test people splits/train_test_splits_ilidsvid.mat" if ilids
+                                       else "splits_prid2011.json")
+    split_file.write_bytes(split_file.read_bytes() + (b"" if ilids else b"\n"))
+    if ilids:  # a different (valid) split matrix
+        matrix = scipy.io.loadmat(split_file)["ls_set"][::-1].copy()
+        scipy.io.savemat(split_file, {"ls_set": matrix})
+    assert load(name, root=layout.dataset_dir).fingerprint not in fingerprints

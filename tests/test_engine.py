@@ -47,8 +47,9 @@ SMALL_SETS = (f"input.height={H}", f"input.width={W}", f"input.seq_len={T}", "sa
               "augment.erasing.p=0")
 OPTIONS = RunOptions(workers=0, device="cpu", eval_batch_size=16)
 METRICS_KEYS = {"model", "dataset", "dataset_fingerprint", "protocol", "protocol_hash", "mAP", "cmc", "mINP",
-                "num_valid_queries", "num_skipped_queries", "params", "gflops_per_clip", "clips_per_s", "seed",
-                "git_rev", "wall_s", "epochs", "device", "recipe", "recipe_hash", "split"}
+                "num_valid_queries", "num_skipped_queries", "params", "training_params", "gflops_per_clip",
+                "clips_per_s", "inference_dtype", "seed", "git_rev", "wall_s", "epochs", "device", "recipe",
+                "recipe_hash", "split", "query_ap", "query_first_rank", "query_digest", "weights"}
 
 
 class TinyReID(ReIDModel):
@@ -151,7 +152,9 @@ def test_run_directory_holds_config_metrics_weights_and_log(trained, dataset_dir
     assert METRICS_KEYS <= set(metrics) and metrics == result.metrics
     assert metrics["protocol_hash"] == get_protocol("gallery-only").hash()
     assert metrics["recipe_hash"] == recipe.hash() and metrics["split"] is None
-    assert metrics["params"] == 96 * 16 + 16 + 16 * 6 + 6
+    assert metrics["params"] == 96 * 16 + 16  # the embedding the test feature comes from
+    assert metrics["training_params"] == 16 * 6 + 6  # the classifier trains it and is never asked at inference
+    assert metrics["inference_dtype"] == "float32" and len(metrics["query_ap"]) == 6
     assert metrics["gflops_per_clip"] == pytest.approx(2 * T * 96 * 16 / 1e9)
     assert len(metrics["cmc"]) == 50 and metrics["epochs"] == 10 and metrics["dataset_fingerprint"] == "synthetic-0"
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -196,6 +199,90 @@ def test_eval_run_reproduces_the_metrics_and_writes_other_protocols_beside(train
     path = result.run_dir / "metrics-all-tracklets.json"
     assert json.loads(path.read_text())["protocol_hash"] == other["protocol_hash"] != metrics["protocol_hash"]
     assert other["num_valid_queries"] == 6
+
+
+def test_saved_features_rescore_any_protocol_as_a_full_extraction_does(trained, dataset_dir, monkeypatch, tmp_path):
+    from vreid_bench.engine.saved import load_features
+
+    _, result = trained
+    saved = load_features(result.run_dir / "features.npz")
+    assert saved.query.dtype == np.float16 and len(saved.query) == 6 and saved.sampling == "dense"
+    assert [str(i) for i in saved.query_ids] == [t.tracklet_id for t in load(dataset_dir).query]
+    # Re-scoring needs neither the model nor the frames.
+    monkeypatch.setattr(train_module, "default_model_factory", lambda *a, **k: pytest.fail("model built"))
+    rescored = eval_run(result.run_dir, "all-tracklets", {"ap": "trapezoid"}, options=OPTIONS, progress=False)
+    assert rescored["rescored_from"] == "features.npz" and rescored["protocol"] == "all-tracklets-custom"
+    monkeypatch.undo()
+    # A full re-extraction gives the same numbers.
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(result.run_dir, copy)
+    (copy / "features.npz").unlink()
+    extracted = eval_run(copy, "all-tracklets", {"ap": "trapezoid"}, options=OPTIONS, progress=False,
+                         model_factory=tiny_factory)
+    assert "rescored_from" not in extracted and (copy / "features.npz").is_file()  # saved for the next time
+    for key in ("mAP", "cmc", "mINP", "query_ap", "query_first_rank", "num_valid_queries"):
+        assert extracted[key] == rescored[key], key
+    # The run's own protocol re-scored from its features reproduces its metrics exactly.
+    own = eval_run(result.run_dir, options=OPTIONS, progress=False)
+    assert own["mAP"] == result.metrics["mAP"] and own["cmc"] == result.metrics["cmc"]
+
+
+def test_sensitivity_scores_every_one_choice_variant_as_a_direct_computation(trained, dataset_dir, tmp_path, capsys):
+    import shutil
+
+    from vreid_bench.engine.saved import load_features, storable
+    from vreid_bench.engine.sensitivity import protocol_sensitivity, variants_of
+
+    recipe, result = trained
+    run = tmp_path / "run"
+    shutil.copytree(result.run_dir, run)
+    before = sorted(run.glob("metrics*.json"))
+    rows = protocol_sensitivity(run, options=OPTIONS, progress=False, model_factory=tiny_factory)
+    base = get_protocol("gallery-only")
+    assert [row["change"] for row in rows] == [
+        "the run's own protocol", "gallery: gallery → query+gallery", "AP: plain → trapezoid", "scope: all → video",
+        "re-ranking: False → True", "test clips: dense → restricted_random"]
+    assert rows[0]["mAP"] == result.metrics["mAP"] and rows[0]["delta_mAP"] == 0
+    saved = load_features(run / "features.npz")
+    dataset = load(dataset_dir)
+    model = TinyReID(dataset.num_train_pids, (H, W))
+    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    for row, (change, protocol) in zip(rows[1:], variants_of(base, has_videos=True)):
+        if protocol.test_sampling == "dense":
+            direct = saved.evaluate(protocol)
+        else:  # extract the restricted-random clips' features here, as stored
+            with distributed_context("cpu") as ctx:
+                feats = extract_features(model, [*dataset.query, *dataset.gallery], recipe.input,
+                                         protocol.test_sampling, ctx.device, ctx).features
+            stored = storable(feats).float()
+            direct = evaluate_features(stored[:6], stored[6:], dataset.query, dataset.gallery, protocol)
+        assert row["mAP"] == pytest.approx(direct.mAP, abs=1e-9), change
+        assert row["R1"] == pytest.approx(float(direct.cmc[0]), abs=1e-9), change
+        assert row["delta_mAP"] == pytest.approx(direct.mAP - rows[0]["mAP"], abs=1e-9), change
+    assert (run / "features-restricted_random.npz").is_file() and (run / "sensitivity.json").is_file()
+    assert sorted(run.glob("metrics*.json")) == before  # variants leave no result files behind
+    assert main(["eval", str(run), "--sensitivity", "--device", "cpu", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "protocol sensitivity of run" in out and "re-ranking" in out and "trapezoid" in out
+
+
+def test_export_hands_the_features_to_other_tools(trained, tmp_path, capsys):
+    import csv as csv_module
+
+    _, result = trained
+    assert main(["export", str(result.run_dir), "--format", "csv", "--out", str(tmp_path / "f.csv")]) == 0
+    rows = list(csv_module.reader((tmp_path / "f.csv").open()))
+    assert rows[0][:5] == ["side", "tracklet_id", "pid", "camid", "video"] and len(rows[0]) == 5 + 16
+    assert [r[0] for r in rows[1:]].count("query") == 6 and len(rows) == 1 + 6 + 18
+    assert main(["export", str(result.run_dir), "--out", str(tmp_path / "f.npz")]) == 0
+    with np.load(tmp_path / "f.npz") as data:
+        assert data["query"].dtype == np.float32 and data["gallery"].shape == (18, 16)
+        assert [str(p) for p in data["query_pids"]] == [r[2] for r in rows[1:7]]
+        assert float(data["query"][0, 0]) == pytest.approx(float(rows[1][5]), rel=1e-5)
+    assert main(["export", str(result.run_dir), "--format", "xls"]) == 2
+    assert "use npz or csv" in capsys.readouterr().err
 
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(dataset_dir, tmp_path, monkeypatch):

@@ -50,7 +50,8 @@ def write_run(root: Path, model: str, *, dataset: str = "sportsvreid", fingerpri
               protocol: str = "video-scope", protocol_hash: str = HASH_A, mAP: float, ranks: dict[int, float],
               mINP: float, params: float, gflops: float, clips_per_s: float, epochs: int = 60,
               folder: str | None = None, metrics_file: str = "metrics.json", seed: int = 0,
-              recipe: tuple[str, str] | None = None, split: int | None = None, num_splits: int | None = None) -> Path:
+              recipe: tuple[str, str] | None = None, split: int | None = None, num_splits: int | None = None,
+              benchmark: str | None = "sportsvreid") -> Path:
     run_dir = root / dataset / (folder or f"{model}-{protocol}-{protocol_hash[:8]}")
     run_dir.mkdir(parents=True, exist_ok=True)
     name, digest = recipe or (model, RECIPE_HASHES.get(model, "0" * 12))
@@ -59,7 +60,7 @@ def write_run(root: Path, model: str, *, dataset: str = "sportsvreid", fingerpri
                "num_valid_queries": 100, "num_skipped_queries": 2, "params": params, "gflops_per_clip": gflops,
                "clips_per_s": clips_per_s, "seed": seed, "git_rev": "abc", "wall_s": 60.0, "epochs": epochs,
                "device": "cpu (2 threads)", "recipe": name, "recipe_hash": digest, "split": split,
-               "num_splits": num_splits}
+               "num_splits": num_splits, "benchmark": benchmark}
     (run_dir / metrics_file).write_text(json.dumps(metrics))
     if not (run_dir / "config.yaml").exists():
         (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": model, "note": "hand-written fixture"}))
@@ -199,16 +200,21 @@ def latex_tables(text: str) -> list[dict]:
 # ------------------------------------------------------------------------------------------------- tests
 
 UNFINISHED_RECIPE = f"resnet-tap {reference_recipe('resnet-tap', sets=['epochs=60']).hash()[:8]}"
-EXPECTED_A = [  # label, recipe, runs, mAP, R1, R5, R10, R20, mINP, params (M), GFLOPs/clip, clips/s, epochs
-    ["cgclip", "cgclip c9c9c9c9", "1", "77.7", "90.4", "95.0", "97.0", "99.0", "41.0", "91.2", "190", "3.10", "60"],
-    ["tfclip", "tfclip 7f7f7f7f", "1", "77.3", "91.1", "95.0", "96.0", "99.0", "43.0", "107", "197", "2.90", "60"],
-    ["clip-tap", "clip-tap ca7aca7a", "1", "65.1", "80.0", "90.0", "94.0", "98.0", "43.0", "86.2", "181", "3.40",
-     "60"],
-    ["resnet-tap (unfinished)", UNFINISHED_RECIPE, "0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"],
+CPU = "cpu (2 threads)"
+EXPECTED_A = [  # the DISPLAY columns: model, recipe, runs, vs best, mAP, its CI and delta, R1, its CI and delta,
+    # R5, R10, R20, mINP, params (M), train-only params (M), GFLOPs/clip, clips/s, device, epochs. The fixture runs
+    # carry no per-query results, so no intervals and no verdict.
+    ["cgclip", "cgclip c9c9c9c9", "1", "", "77.7", "-", "-", "90.4", "-", "-", "95.0", "97.0", "99.0", "41.0",
+     "91.2", "-", "190", "3.10", CPU, "60"],
+    ["tfclip", "tfclip 7f7f7f7f", "1", "", "77.3", "-", "-", "91.1", "-", "-", "95.0", "96.0", "99.0", "43.0",
+     "107", "-", "197", "2.90", CPU, "60"],
+    ["clip-tap", "clip-tap ca7aca7a", "1", "", "65.1", "-", "-", "80.0", "-", "-", "90.0", "94.0", "98.0", "43.0",
+     "86.2", "-", "181", "3.40", CPU, "60"],
+    ["resnet-tap (unfinished)", UNFINISHED_RECIPE, "0", "", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+     "-", "-", "-", "", "-"],
 ]
-BEST_A = {  # (row, column index in EXPECTED_A) that must be marked; ties after rounding are all marked
-    (r, c + 2) for r, c in
-    ((0, 1), (1, 2), (0, 3), (1, 3), (0, 4), (0, 5), (1, 5), (1, 6), (2, 6), (2, 7), (2, 8), (2, 9))
+BEST_A = {  # (row, column index in EXPECTED_A) that must be marked; ties after rounding are all marked; costs never
+    (0, 4), (1, 7), (0, 10), (1, 10), (0, 11), (0, 12), (1, 12), (1, 13), (2, 13),
 }
 
 
@@ -244,7 +250,7 @@ def test_csv_values_best_column_and_sources(boards):
     assert float(by_model["clip-tap"]["params_M"]) == 86.2 and by_model["resnet-tap"]["mAP"] == ""
     assert by_model["cgclip"]["best"].split(";") == ["mAP", "R5", "R10", "R20"]
     assert by_model["tfclip"]["best"].split(";") == ["R1", "R5", "R20", "mINP"]
-    assert by_model["clip-tap"]["best"].split(";") == ["mINP", "params_M", "GFLOPs_per_clip", "clips_per_s"]
+    assert by_model["clip-tap"]["best"].split(";") == ["mINP"]  # costs are shown, not ranked
     assert by_model["resnet-tap"]["best"] == "" and by_model["resnet-tap"]["status"] == "unfinished"
     assert {r["source"] for r in rows} == {"measured"}
 
@@ -272,7 +278,8 @@ def test_html_report_tables_marks_and_embedded_plots(boards):
     assert all(cell["strong"] == cell["best"] for row in body for cell in row["cells"])
     assert body[-1]["class"] == "unfinished"
     assert parsed.external == []  # self-contained: nothing loaded from elsewhere
-    assert len(parsed.images) == 3
+    assert len(parsed.images) == 6  # per table, its CMC curves and its mAP-against-cost plot
+    assert len([t for t in parsed.tables if t["class"] == "efficiency"]) == 3
     for src in parsed.images:
         assert src.startswith("data:image/png;base64,")
         image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -295,18 +302,19 @@ def test_different_protocols_and_builds_are_never_ranked_together(boards):
 def test_reported_rows_are_marked_apart_and_never_best(runs):
     boards = build_leaderboards(with_reported(collect_runs([runs]).frame))
     board = board_of(boards, FP_C, HASH_A)  # measured mAP 60.0, below the published 77.7
+    abstract = "CG-CLIP (Hamano et al., arXiv:2604.07740), abstract"
     assert [(r.label, r.texts, r.reference) for r in board.reported] == [
-        ("CG-CLIP", ("77.7", "90.4"), "CG-CLIP paper"),
-        ("TF-CLIP", ("77.3", "89.7"), "TF-CLIP as reported in the CG-CLIP paper"),
-    ]
+        ("CG-CLIP", ("77.7", "90.4"), abstract), ("TF-CLIP", ("77.3", "89.7"), abstract)]
     assert all(not any(r.best) for r in board.reported)
     assert board.measured[0].best[0]
 
     section = [s for c, s in md_sections(to_markdown(boards)).items() if FP_C[:12] in c][0]
     measured, reported = md_tables(section)
     assert [row[0] for row in measured] == ["tfclip"]
-    assert reported == [["CG-CLIP", "77.7", "90.4", "CG-CLIP paper", ""],
-                        ["TF-CLIP", "77.3", "89.7", "TF-CLIP as reported in the CG-CLIP paper", "approximate"]]
+    assert reported == [
+        ["CG-CLIP", "77.7", "90.4", abstract, "on the authors' hand-checked SportsVReID"],
+        ["TF-CLIP", "77.3", "89.7", abstract, "derived: CG-CLIP's 77.7 / 90.4 minus the +0.4 / +0.7 it reports over "
+         "TF-CLIP"]]
     assert "Reported in papers" in section and "never ranked" in section
 
     rows = list(csv.DictReader(io.StringIO(to_csv(boards))))
@@ -321,17 +329,35 @@ def test_reported_rows_are_marked_apart_and_never_best(runs):
 
     [latex] = [t for t in latex_tables(to_latex(boards)) if FP_C[:12] in t["caption"]]
     assert all(not any(c.startswith(r"\textbf") for c in row) for row in latex["reported"])
-    assert latex["reported"][0][0].startswith(r"\textit{CG-CLIP (CG-CLIP paper")
+    assert latex["reported"][0][0].startswith(r"\textit{CG-CLIP (CG-CLIP (Hamano et al.")
 
 
-def test_reported_numbers_are_matched_by_dataset_name():
-    assert [(r.display_name, r.mAP, r.rank1) for r in reported_for("MARS")] == [("CG-CLIP", 89.8, 92.5),
+def test_reported_rows_never_attach_to_a_build_of_synthetic_footage(tmp_path):
+    write_run(tmp_path, "cgclip", mAP=0.5, ranks={1: 0.5}, mINP=0.1, params=1e6, gflops=1.0, clips_per_s=1.0,
+              benchmark=None)  # named like the benchmark, but its manifest says it is no build of SportsMOT
+    [board] = build_leaderboards(with_reported(collect_runs([tmp_path]).frame))
+    assert board.title.startswith("sportsvreid") and board.reported == ()
+
+
+def test_a_build_knows_whether_it_re_creates_a_benchmark():
+    from builders.build import benchmark_of
+
+    assert benchmark_of("sports", "sportsmot", "real") == "sportsvreid"
+    assert benchmark_of("dance", "dancetrack", "real") == "dancevreid"
+    assert benchmark_of("sports", "sportsmot", "synthetic") is None  # vreid synth writes the SportsMOT layout too
+    assert benchmark_of("sports", "motchallenge", "real") is None and benchmark_of("dance", "sportsmot", "real") is None
+
+
+def test_reported_numbers_are_matched_by_benchmark():
+    assert [(r.display_name, r.mAP, r.rank1) for r in reported_for("mars")] == [("CG-CLIP", 89.8, 92.5),
                                                                                ("TF-CLIP", 89.4, 93.0)]
-    assert [(r.display_name, r.rank1) for r in reported_for("DanceVReID")] == [("CG-CLIP", 95.7), ("TF-CLIP", 90.5)]
-    assert "derived" in reported_for("dance")[1].note
-    assert [(r.mAP, r.rank1) for r in reported_for("LS-VID")] == [(83.8, 90.4)]
+    assert [(r.display_name, r.rank1) for r in reported_for("dancevreid")] == [("CG-CLIP", 95.7), ("TF-CLIP", 90.5)]
+    dance_tfclip = reported_for("dancevreid")[1]
+    assert dance_tfclip.derived and "derived" in dance_tfclip.note and "abstract" in dance_tfclip.source
+    assert [(r.mAP, r.rank1, r.source) for r in reported_for("lsvid")] == [(83.8, 90.4, "TF-CLIP (Yu et al., AAAI 2024), "
+                                                                            "Table 1")]
     assert [(r.mAP, r.rank1) for r in reported_for("ilidsvid")] == [(None, 94.5)]
-    assert reported_for("sports-demo") == [] and reported_for("prid2011") == []
+    assert reported_for(None) == [] and reported_for("prid2011") == []
 
 
 def test_runs_of_one_model_with_other_recipes_are_told_apart(tmp_path):

@@ -93,3 +93,51 @@ def test_cuda_attention_kernels_are_counted_the_same_way():
     x = torch.randn(B, L, E, device="cuda")
     with torch.inference_mode():
         assert count_flops(lambda: mha(x, x, x, need_weights=False)).total == _attention_flops(L, L)
+
+
+def _tiny(name: str, **options):
+    import warnings
+
+    from vreid_bench.models import create
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return create(name, num_ids=7, num_cams=2, pretrained="none", image_size=(32, 16), seq_len=2,
+                      backbone="tiny", **options)
+
+
+@pytest.mark.parametrize("name, small, large", [
+    ("tfclip", {"ssp_layers": 1}, {"ssp_layers": 3}),  # the sequence-specific prompt trains the memory only
+    ("cgclip", {"cmr_depth": 1}, {"cmr_depth": 3}),  # caption-guided refinement is training-only
+])
+def test_a_training_only_module_does_not_change_the_inference_cost(name, small, large):
+    a, b = model_cost(_tiny(name, **small), 2, (32, 16)), model_cost(_tiny(name, **large), 2, (32, 16))
+    assert a.params == b.params and a.gflops_per_clip == b.gflops_per_clip
+    assert b.training_params > a.training_params
+    model = _tiny(name, **small)
+    assert a.params + a.training_params - model.external_training_parameters() == count_parameters(model)
+
+
+def test_inference_parameters_are_what_the_test_feature_depends_on():
+    from vreid_bench.profiling import inference_parameters
+
+    model = _tiny("clip-tap")
+    used = {id(p) for p in inference_parameters(model, 2, (32, 16))}
+    assert id(model.backbone.visual.conv1.weight) in used and id(model.backbone.camera_embedding) in used
+    assert id(model.cls_neck.classifier.weight) not in used and id(model.cls_neck.bn.weight) not in used
+    assert model.backbone.visual.conv1.weight.requires_grad  # the walk restores every flag
+    assert not model.cls_neck.bn.bias.requires_grad
+
+
+def test_clip_reid_counts_its_dropped_text_tower_as_training_only():
+    from vreid_bench.models.clip_backbone import text_tower_parameters
+
+    model = _tiny("clipreid")
+    before = model_cost(model, 2, (32, 16))
+    text = sum(p.numel() for p in model.backbone.text.parameters())
+    assert text == text_tower_parameters("tiny") and before.training_params >= text
+    model.drop_text_tower()
+    after = model_cost(model, 2, (32, 16))
+    assert after.params == before.params and after.training_params == before.training_params
+    assert count_parameters(model) == count_parameters(_tiny("clipreid")) - text

@@ -38,7 +38,8 @@ def _print_boards(boards: list[Leaderboard]) -> None:
     from vreid_bench.cli import console
 
     for board in boards:
-        console.print(board_rich(board))
+        for table in board_rich(board):
+            console.print(table)
         for note in board.notes:
             console.print(f"  {note}", highlight=False, markup=False)
 
@@ -132,25 +133,39 @@ def leaderboard(
     reported: bool = typer.Option(False, "--reported", help="Add the published CG-CLIP and TF-CLIP numbers as "
                                   "reference rows (never ranked)."),
     max_rank: int = typer.Option(20, "--max-rank", help="Last rank of the CMC plots."),
+    efficiency: bool = typer.Option(False, "--efficiency", help="Also the efficiency tables, costs ranked, and "
+                                    "plots of mAP against GFLOPs/clip and clips/s."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples of the intervals (at least 1000)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
 ) -> None:
-    """Leaderboards of finished runs: one table per dataset fingerprint and protocol hash, best values marked."""
+    """Leaderboards of finished runs: one table per dataset and protocol, best marked, ties with the best marked."""
     from leaderboard.collect import collect_runs, with_reported
-    from leaderboard.report import write_leaderboard
-    from leaderboard.tables import build_leaderboards, to_csv, to_latex
+    from leaderboard.report import write_efficiency, write_leaderboard
+    from leaderboard.tables import build_leaderboards, efficiency_rich, to_csv, to_latex
     from vreid_bench.cli import console, err_console
     from vreid_bench.errors import ConfigError
 
     if max_rank < 1:
         raise ConfigError(f"--max-rank {max_rank} is invalid; give 1 or more (20 and 50 are usual)")
+    if resamples < 1000:
+        raise ConfigError(f"--resamples {resamples} is too few for a 95 % interval; give 1000 or more")
     roots = runs_dirs or [Path("runs")]
     collection = collect_runs(roots)
     frame = with_reported(collection.frame) if reported else collection.frame
-    boards = build_leaderboards(frame)
+    boards = build_leaderboards(frame, resamples, seed)
+    if efficiency:
+        target = (out.parent if out is not None else roots[0]) / "efficiency.md"
+        path, plots = write_efficiency(target, boards)
+        for board in boards:
+            console.print(efficiency_rich(board))
+        console.print(f"efficiency tables: {path}; plots: {', '.join(str(p) for p in plots) or 'none'}",
+                      highlight=False, markup=False)
     sources = [str(root) for root in roots]
     for problem in collection.problems:
         err_console.print(f"note: {problem}", highlight=False, markup=False)
     if out is not None:
-        path, plots = write_leaderboard(out, boards, fmt.value, sources, collection.problems, max_rank=max_rank)
+        path, plots = write_leaderboard(out, boards, fmt.value, sources, collection.problems, max_rank=max_rank,
+                                        sensitivity=collection.sensitivity)
         console.print(f"wrote {path} ({len(boards)} tables; {len(plots)} CMC plots in {path.stem}-cmc/)",
                       highlight=False, markup=False)
         return
@@ -161,7 +176,7 @@ def leaderboard(
     elif fmt is LeaderboardFormat.latex:
         sys.stdout.write(to_latex(boards))
     report, _ = write_leaderboard(roots[0] / REPORT_NAME, boards, "html", sources, collection.problems,
-                                  max_rank=max_rank)
+                                  max_rank=max_rank, sensitivity=collection.sensitivity)
     console.print(f"HTML report: {report}", highlight=False, markup=False)
 
 
@@ -186,13 +201,18 @@ def demo(
     changes = {"epochs": epochs, "videos": videos, "frames": frames}
     config = dataclasses.replace(DemoConfig(out=out, models=tuple(_split_models(models))),
                                  **{k: v for k, v in changes.items() if v is not None})
+    from leaderboard.demo import demonstration_note
+
     result = run_demo(config, announce=lambda line: console.print(line, highlight=False, markup=False))
     _print_boards(result.boards)
     _print_tracebacks(result.compare, context)
     total = sum(stage.seconds for stage in result.stages)
+    console.print(demonstration_note(result.boards), highlight=False, markup=False)
     console.print(f"chance level (random features): mAP {100 * result.chance.mAP:.1f}, "
                   f"R1 {100 * result.chance.rank1:.1f}; demo took {total / 60:.1f} min", highlight=False)
-    console.print(f"HTML report: {result.report_path}", highlight=False, markup=False)
+    markdown, table = config.leaderboard_paths
+    console.print(f"HTML report: {result.report_path}; leaderboard: {markdown}, {table}", highlight=False,
+                  markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -180,6 +180,8 @@ def evaluate(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="With --weights: the recipe whose input the "
                                           "weights expect (default: the model's reference recipe)."),
     out: Optional[Path] = typer.Option(None, "--out", help="With --weights: write the metrics to this JSON file."),
+    sensitivity: bool = typer.Option(False, "--sensitivity", help="The run under every variant of one evaluation "
+                                     "choice, with the difference each makes; written to RUN_DIR/sensitivity.json."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader processes."),
 ) -> None:
@@ -211,10 +213,33 @@ def evaluate(
     recipe_keys = [item for item in sets if not item.startswith("protocol.")]
     if recipe_keys:
         raise ConfigError(f"--set {recipe_keys[0]}: a finished run keeps its recipe; only protocol.<key> applies")
+    if sensitivity:
+        if protocol is not None or sets:
+            raise ConfigError("--sensitivity varies the run's own protocol: leave out --protocol and --set")
+        from vreid_bench.engine.sensitivity import protocol_sensitivity
+
+        rows = protocol_sensitivity(run_dir, options)
+        if _is_main_process():
+            console.print(sensitivity_table(rows, f"protocol sensitivity of {Path(run_dir).name}"))
+            console.print(f"written to {run_dir / 'sensitivity.json'}", highlight=False)
+        return
     _, overrides = parse_sets(sets)
     metrics = eval_run(run_dir, protocol_name=protocol, protocol_overrides=overrides, options=options)
     if _is_main_process():
         console.print(results_table([metrics], f"{metrics.get('model')} on {metrics.get('dataset')}"))
+
+
+def sensitivity_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """One row per evaluation variant: mAP, R1, mINP and the difference each makes, in points."""
+    table = Table(title=title)
+    for column in ("change", "mAP", "Δ", "R1", "Δ ", "mINP", "Δ  ", "queries"):
+        table.add_column(column, justify="left" if column == "change" else "right")
+    for row in rows:
+        own = row["change"] == "the run's own protocol"
+        deltas = ["" if own else f"{100 * row[key]:+.1f}" for key in ("delta_mAP", "delta_R1", "delta_mINP")]
+        table.add_row(row["change"], _percent(row["mAP"]), deltas[0], _percent(row["R1"]), deltas[1],
+                      _percent(row["mINP"]), deltas[2], str(row["queries"]))
+    return table
 
 
 def _evaluate_weights(weights: Path, model: str | None, dataset: str, root: str | None, split: int | str | None,
@@ -239,6 +264,24 @@ def _evaluate_weights(weights: Path, model: str | None, dataset: str, root: str 
         chosen = protocol_from(protocol, data.default_protocol, sets)
         rows.append(evaluate_checkpoint(weights, data, chosen, model, recipe, options))
     return rows
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    fmt: str = typer.Option("npz", "--format", help="npz (arrays with their labels) or csv (one row per tracklet)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: RUN_DIR/export.<format>)."),
+) -> None:
+    """Export a run's saved test features (query and gallery, with pids, cameras, videos, tracklet ids)."""
+    from vreid_bench.cli import console
+    from vreid_bench.engine.saved import FEATURES_FILE, export_features, load_features
+    from vreid_bench.errors import ConfigError
+
+    if fmt not in ("npz", "csv"):
+        raise ConfigError(f"--format {fmt!r}: use npz or csv")
+    saved = load_features(run_dir / FEATURES_FILE)
+    path = export_features(saved, out or run_dir / f"export.{fmt}", fmt)
+    console.print(f"wrote {path}: {len(saved.query)} query and {len(saved.gallery)} gallery features of "
+                  f"dimension {saved.query.shape[1]} ({saved.sampling} test clips)", highlight=False)
 
 
 def models() -> None:
@@ -283,5 +326,6 @@ def recipe_show(
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("eval")(evaluate)
+    app.command("export")(export)
     app.command("models")(models)
     app.add_typer(recipe_app, name="recipe")

@@ -62,9 +62,11 @@ class VideoReIDDataset:
 
     ``default_protocol`` names the evaluation protocol results on this dataset use unless told otherwise (its
     literature's: every test tracklet for MARS, camera 1 against camera 2 for iLIDS-VID, within each video for
-    single-camera sources). ``family`` names the benchmark it belongs to (``mars``, ``ilidsvid`` ..., ``sports``,
-    ``dance`` for builds): the per-dataset section of a recipe that applies. ``pid_names`` maps identity numbers
-    back to the source's own names where those are not numbers (``<video>:<track id>`` in toolkit datasets).
+    single-camera sources). ``family`` names the kind of data (``mars``, ``ilidsvid`` ..., ``sports``, ``dance``
+    for builds): the per-dataset section of a recipe that applies. ``benchmark`` names the published benchmark the
+    dataset is (``mars`` ...; ``sportsvreid`` for a build of real SportsMOT footage; None for synthetic footage),
+    whose reported numbers may sit beside its results. ``pid_names`` maps identity numbers back to the source's
+    own names where those are not numbers (``<video>:<track id>`` in toolkit datasets).
     """
 
     name: str
@@ -74,6 +76,7 @@ class VideoReIDDataset:
     root: str | None = None
     default_protocol: str = "gallery-only"
     family: str | None = None
+    benchmark: str | None = None
     fingerprint: str | None = None
     pid_names: dict[int, str] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)

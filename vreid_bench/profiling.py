@@ -1,4 +1,10 @@
-"""What a model costs: parameters and FLOPs per clip, counted the same way for every model.
+"""What a model costs at inference: parameters and FLOPs per clip, counted the same way for every model.
+
+Only what the evaluation forward reaches counts: its parameters are the ones the autograd graph of the test
+feature leads back to (BNNeck heads, memory prompts, caption refinement and classifiers are left out, however
+large). What a model trains with besides is reported apart, as training-only parameters: the rest of its
+parameters, and those it uses without keeping (the CLIP text tower CG-CLIP encodes its captions with, the one
+CLIP-ReID drops once stage 1 has cached its text features).
 
 ``torch.utils.flop_counter`` sees only operators that have a FLOP formula. Two paths escape it and would make
 attention free: the fused fast path of ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` at inference,
@@ -40,9 +46,9 @@ class FlopCount:
 
 @dataclass(frozen=True)
 class ModelCost:
-    params: int
-    trainable_params: int
-    gflops_per_clip: float
+    params: int  # reached by the inference forward
+    training_params: int  # used only in training, held by the model or not
+    gflops_per_clip: float  # of the inference forward
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -106,9 +112,44 @@ def clip_flops(model: nn.Module, seq_len: int, image_size: tuple[int, int]) -> F
         model.train(was_training)
 
 
+def inference_parameters(model: nn.Module, seq_len: int, image_size: tuple[int, int]) -> list[nn.Parameter]:
+    """The parameters the evaluation forward of one clip depends on, found by walking its autograd graph."""
+    device = _model_device(model)
+    clip = torch.zeros(1, seq_len, 3, *image_size, device=device)
+    camids = torch.zeros(1, dtype=torch.long, device=device)
+    parameters = list(model.parameters())
+    flags = [p.requires_grad for p in parameters]
+    was_training = model.training
+    model.eval()
+    try:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        with torch.enable_grad():
+            output = model(clip, camids)
+        reached: set[int] = set()
+        stack, seen = [output.grad_fn], set()
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            variable = getattr(node, "variable", None)  # AccumulateGrad nodes hold the leaf they feed
+            if variable is not None:
+                reached.add(id(variable))
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    finally:
+        for parameter, flag in zip(parameters, flags):
+            parameter.requires_grad_(flag)
+        model.train(was_training)
+    return [p for p in parameters if id(p) in reached]
+
+
 def model_cost(model: nn.Module, seq_len: int, image_size: tuple[int, int]) -> ModelCost:
+    """Inference parameters and GFLOPs of one clip, and the training-only parameters (see the module docstring)."""
+    used = sum(p.numel() for p in inference_parameters(model, seq_len, image_size))
+    external = int(getattr(model, "external_training_parameters", lambda: 0)())
     return ModelCost(
-        params=count_parameters(model),
-        trainable_params=count_parameters(model, trainable_only=True),
+        params=used,
+        training_params=count_parameters(model) - used + external,
         gflops_per_clip=clip_flops(model, seq_len, image_size).gflops,
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vreid_bench.datasets import get_entry
@@ -30,3 +32,18 @@ def numbered_frames(directory: Path, frame_number: re.Pattern[str], fix: str) ->
     if not numbered:
         raise DatasetFormatError(f"{directory} holds no frames; {fix}")
     return tuple(os.path.join(directory, name) for _, name in sorted(numbered))
+
+
+def content_fingerprint(files: Sequence[Path], names: Iterable[str] = ()) -> str:
+    """sha256 of the bytes of a dataset's index and split ``files`` and of the relative frame ``names`` it lists:
+    two copies of a dataset share it, an edited or different one does not. The split chosen is not part of it
+    (it is part of the evaluation protocol)."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    for name in names:
+        digest.update(name.encode() + b"\n")
+    return digest.hexdigest()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vreid_bench.data import Tracklet, VideoReIDDataset
 from vreid_bench.datasets import find_dataset_dir, get_entry
-from vreid_bench.datasets.common import require_path
+from vreid_bench.datasets.common import content_fingerprint, require_path
 from vreid_bench.errors import DatasetFormatError, DatasetNotFoundError
 
 NAME = "dukemtmcvidreid"
@@ -89,8 +89,10 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     """Load DukeMTMC-VideoReID from ``root`` (its folder, the zip's folder inside it, or the folder holding it)."""
     base = dataset_dir(root)
     train, query, gallery = (read_split(base / split) for split in SPLITS)
-    return VideoReIDDataset(name=NAME, family=NAME, default_protocol="gallery-only", train=train, query=query,
-                            gallery=gallery, root=str(base))
+    cut = len(str(base)) + 1
+    listing = (frame[cut:] for split in (train, query, gallery) for t in split for frame in t.frames)
+    return VideoReIDDataset(name=NAME, family=NAME, benchmark=NAME, default_protocol="gallery-only", train=train, query=query,
+                            gallery=gallery, root=str(base), fingerprint=content_fingerprint([], listing))
 
 
 __all__ = ["load"]

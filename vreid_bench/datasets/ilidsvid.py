@@ -22,6 +22,8 @@ Each split: train 150 identities / 300 tracklets (both cameras); query 150 track
 people); gallery 150 tracklets (camera 2). Results are the mean over the 10 splits (``split=0..9``).
 
 Identities keep the number of their folder (person012 is pid 12) in every split; ``pid_names`` maps them back.
+A tracklet's id is ``<camera>/<person>`` (``cam1/person012``). The fingerprint covers the split file and every frame's
+path, not the split chosen (that is part of the evaluation protocol).
 Frames are ordered by the frame number that ends each file name, not by listing order.
 """
 
@@ -36,7 +38,7 @@ import scipy.io
 
 from vreid_bench.data import Tracklet, VideoReIDDataset
 from vreid_bench.datasets import find_dataset_dir, get_entry
-from vreid_bench.datasets.common import check_split, numbered_frames, require_path
+from vreid_bench.datasets.common import check_split, content_fingerprint, numbered_frames, require_path
 from vreid_bench.errors import DatasetFormatError
 
 NAME = "ilidsvid"
@@ -94,21 +96,27 @@ def load(root: str | os.PathLike[str], split: int = 0) -> VideoReIDDataset:
     test_people = sorted(people[i] for i in row[:half])
     train_people = sorted(people[i] for i in row[half:])
 
-    def tracklets(names: list[str], camids: tuple[int, ...]) -> list[Tracklet]:
-        return [
-            Tracklet(frames=numbered_frames(sequences / CAMERAS[camid] / name, FRAME_NUMBER, "unpack iLIDS-VID.tar again"),
-                     pid=int(PERSON_DIR.fullmatch(name).group(1)), camid=camid)
-            for name in names for camid in camids
-        ]
+    frames = {(name, camid): numbered_frames(sequences / CAMERAS[camid] / name, FRAME_NUMBER,
+                                             "unpack iLIDS-VID.tar again")
+              for name in people for camid in (0, 1)}
 
+    def tracklets(names: list[str], camids: tuple[int, ...]) -> list[Tracklet]:
+        return [Tracklet(frames=frames[name, camid], pid=int(PERSON_DIR.fullmatch(name).group(1)), camid=camid,
+                         tracklet_id=f"{CAMERAS[camid]}/{name}")
+                for name in names for camid in camids]
+
+    cut = len(str(base)) + 1
+    listing = (path[cut:] for key in sorted(frames) for path in frames[key])
     return VideoReIDDataset(
         name=NAME,
         family=NAME,
+        benchmark=NAME,
         default_protocol="gallery-only",
         train=tracklets(train_people, (0, 1)),
         query=tracklets(test_people, (0,)),
         gallery=tracklets(test_people, (1,)),
         root=str(base),
+        fingerprint=content_fingerprint([base / SPLIT_FILE], listing),
         pid_names={int(PERSON_DIR.fullmatch(n).group(1)): n for n in people},
         notes={"split": split, "num_splits": len(splits)},
     )

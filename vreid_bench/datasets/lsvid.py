@@ -38,7 +38,7 @@ import scipy.io
 
 from vreid_bench.data import Tracklet, VideoReIDDataset
 from vreid_bench.datasets import find_dataset_dir, get_entry
-from vreid_bench.datasets.common import require_path
+from vreid_bench.datasets.common import content_fingerprint, require_path
 from vreid_bench.errors import DatasetFormatError, DatasetNotFoundError
 
 NAME = "lsvid"
@@ -155,13 +155,14 @@ def read_query_rows(path: Path, num_test: int) -> np.ndarray:
     return rows
 
 
-def build_tracklets(lines: list[SequenceLine], index: FrameIndex, list_path: Path) -> list[Tracklet]:
+def build_tracklets(lines: list[SequenceLine], index: FrameIndex, list_path: Path, part: str) -> list[Tracklet]:
+    """Each tracklet's id is ``<part>:<line>``, its 1-based line in ``list_seq_<part>.txt``."""
     tracklets = []
     for line in lines:
         if line.pid == JUNK_PID:
             continue
         frames, camid = index.frames(line, list_path)
-        tracklets.append(Tracklet(frames=frames, pid=line.pid, camid=camid))
+        tracklets.append(Tracklet(frames=frames, pid=line.pid, camid=camid, tracklet_id=f"{part}:{line.line_no}"))
     return tracklets
 
 
@@ -182,11 +183,13 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     return VideoReIDDataset(
         name=NAME,
         family=NAME,
+        benchmark=NAME,
         default_protocol="all-tracklets",
-        train=build_tracklets(train_lines, index, train_list),
-        query=build_tracklets([test_lines[i] for i in query_rows], index, test_list),
-        gallery=build_tracklets([line for line, q in zip(test_lines, is_query) if not q], index, test_list),
+        train=build_tracklets(train_lines, index, train_list, "train"),
+        query=build_tracklets([test_lines[i] for i in query_rows], index, test_list, "test"),
+        gallery=build_tracklets([line for line, q in zip(test_lines, is_query) if not q], index, test_list, "test"),
         root=str(base),
+        fingerprint=content_fingerprint([train_list, test_list, base / "test" / "data" / "info_test.mat"]),
         notes={"junk_tracklets_dropped": junk, "gallery": "test minus query"},
     )
 

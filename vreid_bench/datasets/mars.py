@@ -23,7 +23,8 @@ What this loader yields:
 - distractor tracklets (pid 0) stay in the gallery;
 - gallery = test tracklets that are not queries, minus junk. torchreid's 9,330 gallery tracklets are counted the
   same way (its 11,310 is that gallery plus the 1,980 queries), so the test set holds 870 junk tracklets;
-- so train 625 identities / 8,298 tracklets, query 1,980, gallery 9,330.
+- so train 625 identities / 8,298 tracklets, query 1,980, gallery 9,330;
+- each tracklet's id is ``train:<row>`` or ``test:<row>``, its 1-based row in the published track-info table.
 
 The dataset's default protocol, ``all-tracklets``, ranks each query against query ∪ gallery (every test
 tracklet), as the official MATLAB evaluation, TF-CLIP and CG-CLIP do; ``mars-official`` adds the official
@@ -45,7 +46,7 @@ import scipy.io
 
 from vreid_bench.data import Tracklet, VideoReIDDataset
 from vreid_bench.datasets import find_dataset_dir, get_entry
-from vreid_bench.datasets.common import require_path
+from vreid_bench.datasets.common import content_fingerprint, require_path
 from vreid_bench.errors import DatasetFormatError
 
 NAME = "mars"
@@ -192,17 +193,21 @@ def frame_paths(frames: FrameNames, image_dir: Path) -> list[str]:
     return [f"{prefix}{name[:4]}{os.sep}{name}" for name in frames.names]
 
 
-def build_tracklets(info: np.ndarray, frames: FrameNames, paths: list[str]) -> list[Tracklet]:
+def build_tracklets(info: np.ndarray, frames: FrameNames, paths: list[str], part: str,
+                    rows: np.ndarray) -> list[Tracklet]:
+    """Tracklets of track-info rows ``rows`` (0-based); each one's id is ``<part>:<row>``, its 1-based row in the
+    published ``tracks_<part>_info.mat``."""
     unsorted = unsorted_tracklets(frames.frame_numbers, info[:, :2])
     tracklets = []
-    for (start, end, pid, camera), needs_sort in zip(info.tolist(), unsorted.tolist()):
+    for (start, end, pid, camera), needs_sort, row in zip(info.tolist(), unsorted.tolist(), rows.tolist()):
         if pid == JUNK_PID:
             continue
         tracklet_paths = paths[start:end]
         if needs_sort:
             order = np.argsort(frames.frame_numbers[start:end], kind="stable")
             tracklet_paths = [tracklet_paths[i] for i in order]
-        tracklets.append(Tracklet(frames=tuple(tracklet_paths), pid=pid, camid=camera - 1))
+        tracklets.append(Tracklet(frames=tuple(tracklet_paths), pid=pid, camid=camera - 1,
+                                  tracklet_id=f"{part}:{row + 1}"))
     return tracklets
 
 
@@ -235,14 +240,20 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     is_query[query_rows] = True
     test_junk = int(np.count_nonzero(test_info[:, 2] == JUNK_PID))
     test_paths = frame_paths(test_names, test_dir)
+    rows = np.arange(len(test_info))
+    index_files = [info_dir / name for name in ("train_name.txt", "test_name.txt", "tracks_train_info.mat",
+                                                "tracks_test_info.mat", "query_IDX.mat")]
     return VideoReIDDataset(
         name=NAME,
         family=NAME,
+        benchmark=NAME,
         default_protocol="all-tracklets",
-        train=build_tracklets(train_info, train_names, frame_paths(train_names, train_dir)),
-        query=build_tracklets(test_info[query_rows], test_names, test_paths),
-        gallery=build_tracklets(test_info[~is_query], test_names, test_paths),
+        train=build_tracklets(train_info, train_names, frame_paths(train_names, train_dir), "train",
+                              np.arange(len(train_info))),
+        query=build_tracklets(test_info[query_rows], test_names, test_paths, "test", rows[query_rows]),
+        gallery=build_tracklets(test_info[~is_query], test_names, test_paths, "test", rows[~is_query]),
         root=str(base),
+        fingerprint=content_fingerprint(index_files),
         notes={"junk_tracklets_dropped": int(np.count_nonzero(train_info[:, 2] == JUNK_PID)) + test_junk,
                "gallery": "test minus query (all-tracklets ranks against query ∪ gallery)"},
     )

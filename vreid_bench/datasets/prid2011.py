@@ -18,6 +18,8 @@ are long enough: each split has 89 training and 89 test people. Per split: train
 the mean over the 10 splits (``split=0..9``).
 
 Identities keep the number of their folder (person_0042 is pid 42) in every split; ``pid_names`` maps them back.
+A tracklet's id is ``<camera>/<person>`` (``cam_a/person_0042``). The fingerprint covers the split file and the
+frames of every person a split names, not the split chosen.
 Frames are ordered by the frame number of the file name, not by listing order.
 """
 
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from vreid_bench.data import Tracklet, VideoReIDDataset
 from vreid_bench.datasets import find_dataset_dir, get_entry
-from vreid_bench.datasets.common import check_split, numbered_frames, require_path
+from vreid_bench.datasets.common import check_split, content_fingerprint, numbered_frames, require_path
 from vreid_bench.errors import DatasetFormatError
 
 NAME = "prid2011"
@@ -85,20 +87,28 @@ def load(root: str | os.PathLike[str], split: int = 0) -> VideoReIDDataset:
     splits = read_splits(base / SPLIT_FILE, both_cameras)
     chosen = splits[check_split(NAME, split, len(splits))]
 
-    def tracklets(people: list[str], camids: tuple[int, ...]) -> list[Tracklet]:
-        return [
-            Tracklet(frames=numbered_frames(multi_shot / CAMERAS[camid] / person, FRAME_NUMBER, "unpack prid_2011.zip again"), pid=_pid(person), camid=camid)
-            for person in sorted(people, key=_pid) for camid in camids
-        ]
+    used = sorted({p for split in splits for p in split["train"] + split["test"]}, key=_pid)
+    frames = {(person, camid): numbered_frames(multi_shot / CAMERAS[camid] / person, FRAME_NUMBER,
+                                               "unpack prid_2011.zip again")
+              for person in used for camid in (0, 1)}
 
+    def tracklets(people: list[str], camids: tuple[int, ...]) -> list[Tracklet]:
+        return [Tracklet(frames=frames[person, camid], pid=_pid(person), camid=camid,
+                         tracklet_id=f"{CAMERAS[camid]}/{person}")
+                for person in sorted(people, key=_pid) for camid in camids]
+
+    cut = len(str(base)) + 1
+    listing = (path[cut:] for key in sorted(frames) for path in frames[key])
     return VideoReIDDataset(
         name=NAME,
         family=NAME,
+        benchmark=NAME,
         default_protocol="gallery-only",
         train=tracklets(chosen["train"], (0, 1)),
         query=tracklets(chosen["test"], (0,)),
         gallery=tracklets(chosen["test"], (1,)),
         root=str(base),
+        fingerprint=content_fingerprint([base / SPLIT_FILE], listing),
         pid_names={_pid(p): p for p in chosen["train"] + chosen["test"]},
         notes={"split": split, "num_splits": len(splits)},
     )

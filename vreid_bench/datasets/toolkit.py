@@ -129,6 +129,7 @@ def load(root: str | os.PathLike[str], captioner: str | None = None, check_frame
         root=str(root),
         default_protocol=str(manifest.get("default_protocol", "video-scope")),
         family=str(manifest["kind"]) if manifest.get("kind") else None,
+        benchmark=manifest.get("benchmark"),
         fingerprint=manifest.get("fingerprint"),
         pid_names=dict(enumerate(pid_names)),
         notes={"recipe": manifest.get("recipe"), "identities_verified": manifest.get("identities_verified")},

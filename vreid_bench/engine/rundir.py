@@ -9,7 +9,9 @@ Layout::
       log.jsonl        one JSON object per training step, epoch and intermediate evaluation
       checkpoint.pt    resumable state, rewritten atomically after each epoch (removed at the end unless kept)
       model.pt         final weights (state dict), what ``vreid eval`` loads
-      metrics.json     written last: a run without it did not finish
+      features.npz     the test features the metrics were computed from (``vreid_bench.engine.saved``)
+      metrics.json     written last: a run without it did not finish; every query's AP and first-match rank in it
+      metrics-<protocol>.json, features-<sampling>.npz, sensitivity.json   from later ``vreid eval`` calls
 
 The folder name is a function of what decides the result (model, recipe hash, seed, weights, protocol hash,
 dataset fingerprint and options), so ``vreid compare`` can find a finished run and skip it.
@@ -41,6 +43,7 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "log.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "model.pt"
+SENSITIVITY_FILE = "sensitivity.json"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,35 @@ class DatasetRecord:
         return dataset
 
 
+_WEIGHT_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so a file is read once
+
+
+def describe_weights(pretrained: str | None) -> dict[str, Any] | None:
+    """What starting weights are: a local file by its size and content hash (so a different file at the same path
+    is a different run), a tag or ``none`` by name; None for the model's usual weights."""
+    if pretrained is None:
+        return None
+    path = Path(pretrained)
+    if not path.is_file():
+        return {"name": pretrained}
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _WEIGHT_HASHES:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        _WEIGHT_HASHES[key] = digest.hexdigest()
+    return {"name": pretrained, "size": stat.st_size, "sha256": _WEIGHT_HASHES[key]}
+
+
+def weights_identity(weights: dict[str, Any] | None) -> str | None:
+    """The part of the weights that decides a result: the content hash of a file, else the name."""
+    if weights is None:
+        return None
+    return weights.get("sha256") or weights.get("name")
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What ``config.yaml`` holds: enough to name, repeat and re-evaluate the run."""
@@ -87,6 +119,13 @@ class RunRecord:
     recipe: Recipe
     seed: int = 0
     pretrained: str | None = None  # backbone weights: None for the model's usual ones, a tag, a file, or "none"
+    weights: dict[str, Any] | None = None  # describe_weights(pretrained), recorded when the run was planned
+
+    @classmethod
+    def create(cls, model: str, dataset: DatasetRecord, protocol: Protocol, recipe: Recipe, seed: int = 0,
+               pretrained: str | None = None) -> "RunRecord":
+        """A record whose weights are described now (a local file read and hashed)."""
+        return cls(model, dataset, protocol, recipe, seed, pretrained, describe_weights(pretrained))
 
     def identity_hash(self) -> str:
         """Short hash of everything that decides the result; names the run directory."""
@@ -94,7 +133,7 @@ class RunRecord:
             "model": self.model,
             "recipe": self.recipe.hash(),
             "seed": self.seed,
-            "pretrained": self.pretrained,
+            "weights": weights_identity(self.weights) if self.weights else self.pretrained,
             "protocol": self.protocol.hash(),
             "dataset": [self.dataset.fingerprint or self.dataset.name, self.dataset.options],
         }
@@ -106,6 +145,7 @@ class RunRecord:
             "model": self.model,
             "seed": self.seed,
             "pretrained": self.pretrained,
+            "weights": self.weights,
             "dataset": {"name": self.dataset.name, "source": self.dataset.source, "root": self.dataset.root,
                         "fingerprint": self.dataset.fingerprint, "options": self.dataset.options},
             "protocol": self.protocol.to_dict(),
@@ -123,7 +163,7 @@ class RunRecord:
                               f"{stored} it was trained with: the file was edited; restore it or train again")
         return cls(model=str(data["model"]), dataset=DatasetRecord(**data["dataset"]),
                    protocol=Protocol.from_dict(data["protocol"]), recipe=recipe, seed=int(data.get("seed", 0)),
-                   pretrained=data.get("pretrained"))
+                   pretrained=data.get("pretrained"), weights=data.get("weights"))
 
 
 def run_dir_for(out: str | os.PathLike[str], record: RunRecord) -> Path:

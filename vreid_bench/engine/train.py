@@ -42,6 +42,14 @@ from vreid_bench.engine.config import RunOptions
 from vreid_bench.engine.distributed import DistContext, distributed_context
 from vreid_bench.engine.features import Features, autocast, extract_features, iter_tracklet_clips, progress_bar
 from vreid_bench.engine.optim import lr_factor, make_optimizer
+from vreid_bench.engine.saved import (
+    features_file,
+    load_features,
+    query_digest,
+    save_features,
+    storable,
+    tracklet_ids,
+)
 from vreid_bench.engine.rundir import (
     CHECKPOINT_FILE,
     LOG_FILE,
@@ -56,6 +64,7 @@ from vreid_bench.engine.rundir import (
     read_run_config,
     run_dir_for,
     save_torch_atomic,
+    weights_identity,
     write_metrics,
     write_run_config,
 )
@@ -131,6 +140,11 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("amp=bf16 but this GPU has no bfloat16 support; use --set amp=fp16")
     return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """The precision a forward ran in: ``float32`` outside autocast."""
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def stage_settings_for(model_name: str, recipe: Recipe) -> dict[str, object]:
@@ -317,16 +331,25 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, protocol: Protoc
                    ctx: DistContext, batch_size: int, workers: int, amp_dtype: torch.dtype | None,
                    progress: Progress | None) -> tuple[RankResult | None, Features]:
     """Query and gallery features (the model's input ``spec``, the protocol's test clips) and, on rank 0, their
-    ranking metrics under ``protocol``."""
+    ranking metrics under ``protocol``, computed from the features as they are stored (:func:`storable`)."""
     tracklets = [*dataset.query, *dataset.gallery]
     features = extract_features(model, tracklets, spec, protocol.test_sampling, ctx.device, ctx,
                                 batch_size=batch_size, workers=workers, amp_dtype=amp_dtype, progress=progress)
     if not ctx.is_main:
         return None, features
     num_query = len(dataset.query)
-    result = evaluate_features(features.features[:num_query], features.features[num_query:], dataset.query,
-                               dataset.gallery, protocol)
+    stored = storable(features.features).float()
+    result = evaluate_features(stored[:num_query], stored[num_query:], dataset.query, dataset.gallery, protocol)
     return result, features
+
+
+def save_run_features(path: Path, dataset: VideoReIDDataset, features: Features, sampling: str,
+                      record: RunRecord) -> None:
+    num_query = len(dataset.query)
+    meta = {"model": record.model, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
+            "recipe_hash": record.recipe.hash(), "split": record.protocol.split}
+    save_features(path, features.features[:num_query], features.features[num_query:], dataset.query,
+                  dataset.gallery, sampling, meta)
 
 
 def device_description(ctx: DistContext) -> str:
@@ -337,10 +360,14 @@ def device_description(ctx: DistContext) -> str:
     return f"{name} ×{ctx.world_size}" if ctx.distributed else name
 
 
-def rank_metrics(result: RankResult) -> dict[str, Any]:
-    """The ranking numbers of metrics.json (fractions in [0, 1])."""
+def rank_metrics(result: RankResult, query_ids: list[str]) -> dict[str, Any]:
+    """The ranking numbers of metrics.json (fractions in [0, 1]), with every query's own AP and first-match rank
+    (null and 0 for a query without a true match), which the leaderboard's intervals resample."""
     return {"mAP": result.mAP, "cmc": [float(x) for x in result.cmc], "mINP": result.mINP,
-            "num_valid_queries": result.num_valid_queries, "num_skipped_queries": result.num_skipped_queries}
+            "num_valid_queries": result.num_valid_queries, "num_skipped_queries": result.num_skipped_queries,
+            "query_digest": query_digest(query_ids),
+            "query_ap": [None if np.isnan(v) else round(float(v), 6) for v in result.query_ap],
+            "query_first_rank": [int(v) for v in result.query_first_rank]}
 
 
 def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol, recipe: Recipe,
@@ -359,8 +386,8 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
     if not dataset.train:
         raise DatasetFormatError(f"dataset {dataset.name!r} has no training tracklets; train on a dataset with a "
                                  "train split")
-    record = RunRecord(model=model_name, dataset=dataset_record or DatasetRecord.of(dataset), protocol=protocol,
-                       recipe=recipe, seed=seed, pretrained=pretrained)
+    record = RunRecord.create(model_name, dataset_record or DatasetRecord.of(dataset), protocol, recipe, seed,
+                              pretrained)
     run_dir = run_dir_for(out_dir, record)
     _check_run_dir(run_dir, resume)
     if resume and is_finished(run_dir):
@@ -402,6 +429,8 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
                                               options.eval_batch_size, options.workers, trainer.amp_dtype, bar)
         metrics: dict[str, Any] = {}
         if result is not None:  # rank 0
+            save_run_features(run_dir / features_file(protocol.test_sampling, protocol.test_sampling), dataset,
+                              features, protocol.test_sampling, record)
             metrics = _final_metrics(trainer.model, record, dataset, result, features, ctx, elapsed())
             _write_results(run_dir, trainer.model, metrics, keep_checkpoint=options.keep_checkpoint)
         metrics = ctx.broadcast_object(metrics)
@@ -424,11 +453,14 @@ def _final_metrics(model: ReIDModel, record: RunRecord, dataset: VideoReIDDatase
     cost = model_cost(model, spec.seq_len, (spec.height, spec.width))
     return {
         "model": record.model, "dataset": record.dataset.name, "dataset_fingerprint": record.dataset.fingerprint,
-        "split": protocol.split, "num_splits": dataset.notes.get("num_splits"),
+        "benchmark": dataset.benchmark, "split": protocol.split, "num_splits": dataset.notes.get("num_splits"),
         "protocol": protocol.name, "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
-        "recipe": record.recipe.name, "recipe_hash": record.recipe.hash(), **rank_metrics(result),
-        "params": cost.params, "gflops_per_clip": cost.gflops_per_clip, "clips_per_s": features.clips_per_s,
-        "seed": record.seed, "pretrained": record.pretrained, "git_rev": git_revision(), "wall_s": wall_s,
+        "recipe": record.recipe.name, "recipe_hash": record.recipe.hash(),
+        **rank_metrics(result, tracklet_ids(dataset.query, "query")),
+        "params": cost.params, "training_params": cost.training_params, "gflops_per_clip": cost.gflops_per_clip,
+        "clips_per_s": features.clips_per_s, "inference_dtype": dtype_name(amp_dtype(record.recipe.amp, ctx.device)),
+        "seed": record.seed, "pretrained": record.pretrained, "weights": weights_identity(record.weights),
+        "git_rev": git_revision(), "wall_s": wall_s,
         "epochs": record.recipe.epochs, "device": device_description(ctx),
     }
 
@@ -461,31 +493,54 @@ def _load_trained_model(factory: ModelFactory, record: RunRecord, dataset: Video
 def eval_run(run_dir: str | Path, protocol_name: str | None = None, protocol_overrides: dict[str, Any] | None = None,
              options: RunOptions | None = None, progress: bool = True,
              model_factory: ModelFactory | None = None) -> dict[str, Any]:
-    """Evaluate a finished run's weights again, under its own protocol or ``protocol_name`` (with overrides).
+    """Evaluate a finished run again, under its own protocol or ``protocol_name`` (with overrides).
 
-    The run's split is kept. Its own protocol rewrites ``metrics.json`` (training fields such as ``wall_s``
-    kept); another writes ``metrics-<protocol>.json`` beside it.
+    The run's split is kept. Features saved under the protocol's test sampling are re-scored in seconds, without
+    the model or the dataset's frames; otherwise they are extracted (and saved for the next time). Its own
+    protocol rewrites ``metrics.json`` (training fields such as ``wall_s`` kept); another writes
+    ``metrics-<protocol>.json`` beside it.
     """
     run_dir = Path(run_dir)
-    options = options or RunOptions()
     record = read_run_config(run_dir)
-    weights = run_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ConfigError(f"{run_dir} has no {WEIGHTS_FILE}: the run did not finish; continue it with the same "
-                          "`vreid run` command and --resume")
     base = record.protocol if protocol_name is None else get_protocol(protocol_name)
     protocol = apply_protocol_overrides(base, protocol_overrides or {}).with_split(record.protocol.split)
-    dataset = record.dataset.load()
+    metrics = evaluate_run_under(run_dir, protocol, options, progress, model_factory)
+    if metrics:  # rank 0
+        _write_eval_metrics(run_dir, record, protocol, metrics)
+    return metrics
+
+
+def evaluate_run_under(run_dir: Path, protocol: Protocol, options: RunOptions | None = None, progress: bool = True,
+                       model_factory: ModelFactory | None = None) -> dict[str, Any]:
+    """A finished run's metrics under ``protocol``, from its saved features where they fit, else by extracting
+    them (and saving them); nothing else is written."""
+    record = read_run_config(run_dir)
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise ConfigError(f"{run_dir} has no {WEIGHTS_FILE}: the run did not finish; continue it with the same "
+                          "`vreid run` command and --resume")
     start = time.perf_counter()
+    trained = read_metrics(run_dir) or {}
+    saved_path = run_dir / features_file(protocol.test_sampling, record.protocol.test_sampling)
+    if saved_path.is_file():
+        saved = load_features(saved_path)
+        result = saved.evaluate(protocol)
+        return {**{k: v for k, v in trained.items() if not k.startswith(("eval_", "rescored"))},
+                "split": protocol.split, "protocol": protocol.name, "protocol_hash": protocol.hash(),
+                "protocol_family": protocol.family_hash(), **rank_metrics(result, [str(i) for i in saved.query_ids]),
+                "rescored_from": saved_path.name, "eval_git_rev": git_revision(),
+                "eval_wall_s": time.perf_counter() - start}
+    options = options or RunOptions()
+    dataset = record.dataset.load()
     with distributed_context(options.device) as ctx:
-        model = _load_trained_model(model_factory or default_model_factory, record, dataset, weights, ctx.device)
+        model = _load_trained_model(model_factory or default_model_factory, record, dataset,
+                                    run_dir / WEIGHTS_FILE, ctx.device)
         with progress_bar(progress and ctx.is_main) as bar:
             result, features = evaluate_model(model, dataset, protocol, record.recipe.input, ctx,
                                               options.eval_batch_size, options.workers,
                                               amp_dtype(record.recipe.amp, ctx.device), bar)
         metrics: dict[str, Any] = {}
         if result is not None:  # rank 0
-            trained = read_metrics(run_dir) or {}
+            save_run_features(saved_path, dataset, features, protocol.test_sampling, record)
             metrics = {
                 **_final_metrics(model, replace(record, protocol=protocol), dataset, result, features, ctx,
                                  wall_s=trained.get("wall_s")),
@@ -493,10 +548,13 @@ def eval_run(run_dir: str | Path, protocol_name: str | None = None, protocol_ove
                 "eval_device": device_description(ctx), "eval_git_rev": git_revision(),
                 "eval_wall_s": time.perf_counter() - start,
             }
-            own = protocol.hash() == record.protocol.hash()
-            write_metrics(run_dir / (METRICS_FILE if own else f"metrics-{protocol.name}.json"), metrics)
         metrics = ctx.broadcast_object(metrics)
     return metrics
+
+
+def _write_eval_metrics(run_dir: Path, record: RunRecord, protocol: Protocol, metrics: dict[str, Any]) -> None:
+    own = protocol.hash() == record.protocol.hash()
+    write_metrics(run_dir / (METRICS_FILE if own else f"metrics-{protocol.name}.json"), metrics)
 
 
 def evaluate_checkpoint(weights: str | Path, dataset: VideoReIDDataset, protocol: Protocol,
@@ -527,11 +585,15 @@ def evaluate_checkpoint(weights: str | Path, dataset: VideoReIDDataset, protocol
             cost = model_cost(model, spec.seq_len, (spec.height, spec.width))
             metrics = {
                 "model": loaded.name, "weights": str(weights), "weights_format": loaded.format,
-                "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint, "split": protocol.split,
+                "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint, "benchmark": dataset.benchmark,
+                "split": protocol.split,
                 "num_splits": dataset.notes.get("num_splits"), "protocol": protocol.name,
                 "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
-                "recipe": loaded.recipe.name, "recipe_hash": loaded.recipe.hash(), **rank_metrics(result),
-                "params": cost.params, "gflops_per_clip": cost.gflops_per_clip, "clips_per_s": features.clips_per_s,
+                "recipe": loaded.recipe.name, "recipe_hash": loaded.recipe.hash(),
+                **rank_metrics(result, tracklet_ids(dataset.query, "query")),
+                "params": cost.params, "training_params": cost.training_params,
+                "gflops_per_clip": cost.gflops_per_clip, "clips_per_s": features.clips_per_s,
+                "inference_dtype": dtype_name(amp_dtype(loaded.recipe.amp, ctx.device)),
                 "device": device_description(ctx), "eval_git_rev": git_revision(),
                 "eval_wall_s": time.perf_counter() - start,
             }

@@ -57,6 +57,10 @@ class ReIDModel(nn.Module, abc.ABC):
     def prepare(self, data: TrainingData) -> None:
         """Work done once before training from the whole training set (memories, prototypes, prompt stages)."""
 
+    def external_training_parameters(self) -> int:
+        """Parameters the model trains with but does not keep (a text tower used only to build memories)."""
+        return 0
+
 
 @dataclass
 class ClipModelConfig:

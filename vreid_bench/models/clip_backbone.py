@@ -402,6 +402,17 @@ def _is_torchscript_archive(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
+def text_tower_parameters(name: str) -> int:
+    """Parameters of the text tower of CLIP architecture ``name``, counted without allocating it."""
+    import open_clip
+
+    architecture = clip_architecture(name)
+    with torch.device("meta"):
+        clip = open_clip.CLIP(**architecture.open_clip_kwargs((224, 224), architecture.quick_gelu))
+    tower = ClipTextEncoder(clip)
+    return sum(p.numel() for p in tower.parameters())
+
+
 def create_clip_backbone(name: str = "ViT-B-16", image_size: tuple[int, int] = (256, 128), num_cams: int = 0,
                          pretrained: str = "openai", **config_fields: object) -> ClipBackbone:
     """A :class:`ClipBackbone` by architecture name; ``config_fields`` set other :class:`ClipBackboneConfig` fields."""
