@@ -1,5 +1,9 @@
 """Cost of every CLIP video model at inference: parameters, GFLOPs per clip at T = 8, 16, 32, CPU clips/s at T = 8.
 
+``params`` counts the parameters an inference forward uses; ``training_params`` those only training needs
+(classifiers, prompt learners, a text tower used by a training loss), as in the leaderboard's cost table
+(:func:`vreid_bench.profiling.model_cost`).
+
 Prints one JSON object. Models are ViT-B/16 at 256×128 with random weights (``pretrained="none"``: costs do not
 depend on the weights), sized for MARS (625 training identities, 6 cameras). FLOPs come from
 :func:`vreid_bench.profiling.clip_flops`, which counts attention the same way for every model (a multiply-add is
@@ -26,7 +30,7 @@ from torch import nn
 
 from vreid_bench.io import atomic_write_json
 from vreid_bench.models import MODELS as REGISTRY, create
-from vreid_bench.profiling import clip_flops, count_parameters
+from vreid_bench.profiling import clip_flops, count_parameters, model_cost
 
 MODELS = ("cgclip", "tfclip", "clipreid", "clip-tap")
 TEMPORAL_MODULES = {"cgclip": "tfe", "tfclip": "tmd"}  # attribute holding the model's temporal module
@@ -75,8 +79,9 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, object]:
     model = build(name, args)
     image_size = tuple(args.image_size)
     root = type(model).__name__
-    row: dict[str, object] = {"params": count_parameters(model), "feature_dim": int(model.feature_dim),
-                              "gflops_per_clip": {}}
+    cost = model_cost(model, args.lengths[0], image_size)
+    row: dict[str, object] = {"params": cost.params, "training_params": cost.training_params,
+                              "feature_dim": int(model.feature_dim), "gflops_per_clip": {}}
     for length in args.lengths:
         flops = clip_flops(model, length, image_size)
         row["gflops_per_clip"][str(length)] = round(flops.gflops, 2)  # type: ignore[index]
