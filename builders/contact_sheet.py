@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from builders.captions.base import evenly_spaced
+from vreid_bench.captions import current_captions
 from vreid_bench.datasets import toolkit
 from vreid_bench.errors import ConfigError
 from vreid_bench.io import atomic_write_bytes
@@ -76,10 +77,11 @@ class ContactSheet:
 def dataset_rows(dataset_dir: Path, split: str | None) -> list[SheetRow]:
     """Every tracklet of the dataset (or of one split), with its identity's name rather than its number."""
     dataset = toolkit.load(dataset_dir)
+    captions = current_captions(dataset)
     splits = {"train": dataset.train, "query": dataset.query, "gallery": dataset.gallery}
     return [
         SheetRow(tracklet_id=str(t.tracklet_id), pid=dataset.pid_names[t.pid], camid=t.camid, split=name,
-                 frames=t.frames, caption=t.caption)
+                 frames=t.frames, caption=captions.get(str(t.tracklet_id)))
         for name, tracklets in splits.items() if split in (None, name)
         for t in tracklets
     ]
@@ -140,7 +142,9 @@ def wrap_text(text: str, font: Font, width: int, draw: ImageDraw.ImageDraw) -> l
 
 def label_lines(row: SheetRow, font: Font, width: int, max_lines: int, draw: ImageDraw.ImageDraw) -> list[str]:
     header = [f"{row.pid}   cam {row.camid}   {row.split}", row.tracklet_id]
-    caption = wrap_text(row.caption or "(no caption: run `vreid caption`)", font, width, draw)
+    missing = ("(no caption: run `vreid caption`)" if row.split == "train"
+               else "(test tracklet: captions are for training)")
+    caption = wrap_text(row.caption or missing, font, width, draw)
     lines = header + caption
     if len(lines) > max_lines:
         lines = lines[:max_lines]

@@ -45,9 +45,10 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from builders.build import RECORD_NAME, crops_digest, dataset_counts, fingerprint, tracklet_table
-from builders.captions.base import CAPTIONS_FILE, evenly_spaced
+from builders.captions.recipe import evenly_spaced
 from builders.contact_sheet import Font, SheetLayout, identity_colour, thumbnail
 from builders.recipe import RECIPE_NAME, CuratedTracklet, PlannedTracklet, Recipe, curate_track, plan_video
+from vreid_bench.captions import CAPTIONS_FILE
 from vreid_bench.datasets.toolkit import read_manifest
 from vreid_bench.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
 from vreid_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_directory

@@ -66,8 +66,8 @@ def identity_captions(
         shown = ", ".join(str(label) for label in missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise MissingCaptionsError(
             f"CG-CLIP's caption-guided memory needs captions, but {len(missing)} of {num_ids} training identities "
-            f"have none (training labels {shown}); make them with `vreid caption DATASET_DIR --captioner template` "
-            "(or a model captioner), or train without them: --set model.caption_source=none or --set model.cmr=false"
+            f"have none (training labels {shown}); caption them with `vreid caption --dataset NAME_OR_DIR --captioner "
+            "MODEL` (template for synthetic builds), or train without them: --set model.caption_source=none"
         )
     return {label: [text for text in captions[label] if text.strip()] for label in range(num_ids)}
 

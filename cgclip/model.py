@@ -103,6 +103,11 @@ class CGCLIPConfig(ClipModelConfig):
     def refines_memory(self) -> bool:
         return self.cmr and self.caption_source != "none"
 
+    @property
+    def uses_dataset_captions(self) -> bool:
+        """The dataset's captions decide the result (a run records which ones)."""
+        return self.cmr and self.caption_source == "dataset"
+
 
 class CGCLIP(ReIDModel):
     """CG-CLIP; see the module docstring. ``feature_dim`` = 2 × width + embed_dim with TFE, else width + embed_dim."""

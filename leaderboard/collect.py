@@ -45,8 +45,8 @@ UNFINISHED = "unfinished"
 FAILED = "failed"
 
 COLUMNS = (
-    *GROUP_KEYS, "protocol_hash", "benchmark", "model", "label", "source", "status", "recipe", "recipe_hash", "pretrained", "weights",
-    "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
+    *GROUP_KEYS, "protocol_hash", "benchmark", "model", "label", "source", "status", "recipe", "recipe_hash", "captions", "pretrained",
+    "weights", "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
     "gflops_per_clip", "clips_per_s", "epochs", "num_valid_queries", "num_skipped_queries", "cmc", "query_ap",
     "query_first_rank", "query_digest", "wall_s", "device", "inference_dtype", "git_rev", "run_dir", "reference",
     "note",
@@ -54,13 +54,22 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
+class RunExtras:
+    """What a report shows beside its tables: the protocol sensitivity of runs that have one (``vreid eval RUN
+    --sensitivity``, by run directory) and the audits of the captions runs trained on (``vreid caption audit``,
+    by audit folder)."""
+
+    sensitivity: tuple[tuple[str, dict[str, Any]], ...] = ()
+    caption_audits: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+@dataclass(frozen=True)
 class RunCollection:
-    """The results found, one row each, the files that could not be read (with the reason), and the protocol
-    sensitivity tables of the runs that have one (``vreid eval RUN --sensitivity``)."""
+    """The results found, one row each, the files that could not be read (with the reason), and the extras."""
 
     frame: pd.DataFrame
     problems: tuple[str, ...] = ()
-    sensitivity: tuple[tuple[str, dict[str, Any]], ...] = ()
+    extras: RunExtras = RunExtras()
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,8 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
         "status": FINISHED,
         "recipe": metrics.get("recipe"),
         "recipe_hash": metrics.get("recipe_hash"),
+        "captions": captions_label(metrics.get("captions")),
+        "captions_info": metrics.get("captions"),
         "pretrained": metrics.get("pretrained"),
         "weights": metrics.get("weights") or metrics.get("pretrained"),
         "split": metrics.get("split"),
@@ -167,6 +178,15 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
     }
 
 
+def captions_label(captions: dict[str, Any] | None) -> str | None:
+    """The training captions of a run in a table cell: their source and content hash (None without any)."""
+    if not captions:
+        return None
+    sources = captions.get("sources") or {}
+    source = next(iter(sources)) if len(sources) == 1 else "mixed"
+    return f"{source} {str(captions.get('sha256', ''))[:8]}"
+
+
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -189,6 +209,7 @@ def pending_row(record: RunRecord, run_dir: Path, status: str = UNFINISHED,
         "status": status,
         "recipe": record.recipe.name,
         "recipe_hash": record.recipe.hash(),
+        "captions": captions_label(record.dataset.captions),
         "pretrained": record.pretrained,
         "weights": weights_identity(record.weights) or record.pretrained,
         "split": record.protocol.split,
@@ -229,15 +250,19 @@ def frame_from_rows(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _labels(frame: pd.DataFrame) -> list[str]:
-    """The model name, plus the recipe where one table holds a model trained with several recipes."""
+    """The model name, plus the recipe (and the captions) where one table holds a model trained with several."""
     if frame.empty:
         return []
-    recipes = frame.groupby([*GROUP_KEYS, "source", "model"], dropna=False)["recipe_hash"].transform("nunique")
+    groups = frame.groupby([*GROUP_KEYS, "source", "model"], dropna=False)
+    recipes = groups["recipe_hash"].transform("nunique")
+    captions = groups["captions"].transform(lambda values: values.fillna("none").nunique())
     labels = []
-    for (_, row), count in zip(frame.iterrows(), recipes):
+    for (_, row), recipe_count, caption_count in zip(frame.iterrows(), recipes, captions):
         label = row["label"] if row["source"] == REPORTED else row["model"]
-        if count > 1 and row["recipe_hash"]:
+        if recipe_count > 1 and row["recipe_hash"]:
             label = f"{label} ({row['recipe']} {str(row['recipe_hash'])[:8]})"
+        if caption_count > 1:
+            label = f"{label} [captions {row['captions'] or 'none'}]"
         labels.append(label)
     return labels
 
@@ -263,7 +288,24 @@ def collect_runs(roots: Iterable[str | os.PathLike[str]]) -> RunCollection:
         where = ", ".join(str(root) for root in roots)
         raise DatasetNotFoundError(f"no run results under {where}; train some with `vreid run` or "
                                    "`vreid compare`, or give the folder they wrote to")
-    return RunCollection(frame_from_rows(rows), tuple(problems), tuple(sensitivity))
+    return RunCollection(frame_from_rows(rows), tuple(problems),
+                         RunExtras(tuple(sensitivity), caption_audits(row.get("captions_info") for row in rows)))
+
+
+def caption_audits(captions: Iterable[dict[str, Any] | None]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The audits written beside the caption stores runs trained on (``<store folder>/caption-audit/``), given
+    the ``captions`` records of those runs' metrics."""
+    from builders.captions.audit import AUDIT_FOLDER, read_audit
+
+    found: dict[str, dict[str, Any]] = {}
+    for record in captions:
+        store = (record or {}).get("store")
+        folder = str(Path(store).parent / AUDIT_FOLDER) if store else None
+        if folder and folder not in found:
+            audit = read_audit(folder)
+            if audit is not None:
+                found[folder] = audit
+    return tuple(found.items())
 
 
 def reported_rows(benchmark: str | None, dataset: str, fingerprint: str, protocol: str,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from leaderboard.collect import RunExtras, caption_audits
 from leaderboard.compare import CompareResult, canonical_models, compare_models
 from leaderboard.report import write_leaderboard
 from leaderboard.tables import Leaderboard, build_leaderboards
@@ -179,6 +180,7 @@ def run_demo(config: DemoConfig = DemoConfig(), announce: Announce | None = None
     """Run (or finish) every stage of the demo under ``config.out``; see the module docstring."""
     from builders.build import build_dataset
     from builders.captions import caption_dataset, create_captioner
+    from builders.captions.audit import audit_captions, write_audit
     from builders.synth import generate
     from vreid_bench.datasets import load
 
@@ -198,7 +200,11 @@ def run_demo(config: DemoConfig = DemoConfig(), announce: Announce | None = None
                       f"videos, reused {len(built.reused)}")
     with _stage("3/5 captions", stages, say) as detail:
         captions = caption_dataset(config.dataset_dir, create_captioner("template"), progress=config.progress)
-        detail.append(f"captioned {captions.captioned}, already captioned {captions.cached}")
+        audit = audit_captions(load(str(config.dataset_dir), captions="none"), similarity="tokens")
+        write_audit(audit)
+        distinct = sum(row.confusers == 0 for row in audit.identities)
+        detail.append(f"captioned {captions.captioned}, already captioned {captions.cached}; audit: {distinct} of "
+                      f"{len(audit.identities)} identities told apart by their captions")
     dataset = load(str(config.dataset_dir))
     protocol = get_protocol(dataset.default_protocol)
     with _stage("4/5 compare", stages, say) as detail, warnings.catch_warnings(), torch_threads(config.threads):
@@ -214,7 +220,9 @@ def run_demo(config: DemoConfig = DemoConfig(), announce: Announce | None = None
         chance = chance_level(dataset, protocol)
         floor = f"chance level (random features): mAP {100 * chance.mAP:.1f}, R1 {100 * chance.rank1:.1f}"
         notes = [demonstration_note(boards), f"{floor}."]
-        write_leaderboard(config.report_path, boards, "html", sources=[str(config.runs_dir)], notes=notes)
+        extras = RunExtras(caption_audits=caption_audits((o.metrics or {}).get("captions") for o in compared.outcomes))
+        write_leaderboard(config.report_path, boards, "html", sources=[str(config.runs_dir)], notes=notes,
+                          extras=extras)
         for path, fmt in zip(config.leaderboard_paths, ("md", "csv")):
             write_leaderboard(path, boards, fmt, sources=[str(config.runs_dir)], notes=notes)
         detail.append(floor)

@@ -87,3 +87,86 @@ def efficiency_png(points: Sequence[tuple[str, float, float | None, float | None
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def caption_audit_png(audit: Mapping[str, object], confusers: Sequence[int], title: str, dpi: int = 110) -> bytes:
+    """PNG bytes of a caption audit: identities by number of confusers, then per attribute either precision,
+    recall and hallucination rate against the truth, or the share of statements against the identity's majority."""
+    figure = Figure(figsize=(10.4, 4.0), dpi=dpi)
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2)
+    if confusers:
+        top = max(confusers)
+        left.hist(confusers, bins=[b - 0.5 for b in range(top + 2)], color="#4c72b0", rwidth=0.85)
+        left.set_xticks(list(range(0, top + 1, max(1, (top + 1) // 10))))
+    left.set_xlabel("other identities as close as its own captions (confusers)")
+    left.set_ylabel("identities")
+    left.set_title("distinctiveness", fontsize=9)
+    left.grid(True, axis="y", alpha=0.3)
+
+    truth = [row for row in audit.get("truth", []) if row["attribute"] != "all"]  # type: ignore[union-attr]
+    if truth:
+        names = [row["attribute"] for row in truth]
+        positions = range(len(names))
+        for offset, key, colour in ((-0.27, "precision", "#55a868"), (0.0, "recall", "#8172b2"),
+                                    (0.27, "hallucination", "#c44e52")):
+            values = [100 * (row[key] or 0.0) for row in truth]
+            right.bar([p + offset for p in positions], values, width=0.26, label=key, color=colour)
+        right.set_xticks(list(positions))
+        right.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        right.set_ylabel("% of statements (recall: of attributes)")
+        right.set_title("against the attribute sheets", fontsize=9)
+        right.legend(fontsize=8, loc="upper center", ncol=3)
+    else:
+        checked = audit.get("consistency", {})  # type: ignore[assignment]
+        names = list(checked)
+        values = [100 * checked[n]["against"] / checked[n]["checked"] for n in names]  # type: ignore[index]
+        right.bar(range(len(names)), values, color="#c44e52")
+        right.set_xticks(list(range(len(names))))
+        right.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        right.set_ylabel("% of statements against the majority")
+        right.set_title("consistency within each identity (no truth)", fontsize=9)
+    right.set_ylim(0, 118)  # room above 100 % for the legend
+    right.set_yticks(range(0, 101, 20))
+    right.grid(True, axis="y", alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def caption_study_png(table: Sequence[Mapping[str, object]], title: str, dpi: int = 110) -> bytes:
+    """PNG bytes of the caption study: mAP and R1 (%) against the hallucination rate of the training captions,
+    95 % intervals as error bars; conditions without caption content (placeholder, none) as horizontal bands."""
+    figure = Figure(figsize=(9.6, 4.0), dpi=dpi)
+    FigureCanvasAgg(figure)
+    panels = figure.subplots(1, 2)
+    rated = sorted((row for row in table if row.get("rate") is not None), key=lambda row: float(row["rate"]))
+    free = [row for row in table if row.get("rate") is None]
+    for axes, key in zip(panels, ("mAP", "R1")):
+        def pct(row: Mapping[str, object], suffix: str = "") -> float:
+            value = row.get(f"{key}{suffix}")
+            return 100 * float(value) if value is not None else float("nan")
+
+        if rated:
+            xs = [100 * float(row["rate"]) for row in rated]
+            ys = [pct(row) for row in rated]
+            below = [y - pct(row, "_low") for y, row in zip(ys, rated)]
+            above = [pct(row, "_high") - y for y, row in zip(ys, rated)]
+            axes.errorbar(xs, ys, yerr=[below, above], marker="o", capsize=4, linewidth=1.5,
+                          label="template captions")
+        for index, row in enumerate(free):
+            colour = ("#c44e52", "#8c8c8c", "#55a868")[index % 3]
+            axes.axhline(pct(row), color=colour, linestyle="--", linewidth=1.2, label=str(row["condition"]))
+            axes.axhspan(pct(row, "_low"), pct(row, "_high"), color=colour, alpha=0.12)
+        axes.set_xlabel("attributes made wrong in the training captions (%)")
+        axes.set_ylabel(f"{key} (%)")
+        axes.set_ylim(0, 102)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8, loc="lower left")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

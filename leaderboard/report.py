@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from leaderboard.collect import RunExtras
 from leaderboard.plots import DEFAULT_MAX_RANK, cmc_png, efficiency_png, write_cmc_png
 from leaderboard.tables import (
     Leaderboard,
@@ -47,6 +48,7 @@ div.scroll { overflow-x: auto; }
 td { white-space: nowrap; }
 img.cmc { max-width: 40rem; width: 100%; border: 1px solid #e5e9ed; }
 img.efficiency { max-width: 60rem; width: 100%; border: 1px solid #e5e9ed; }
+img.audit { max-width: 64rem; width: 100%; border: 1px solid #e5e9ed; }
 tr.tied th::after { content: " ≈"; color: #57606a; }
 h3 { font-size: 1rem; margin-top: 1.4rem; }
 """
@@ -110,9 +112,49 @@ def sensitivity_section(sensitivity: Sequence[tuple[str, dict]]) -> str:
     return "\n".join(parts)
 
 
+def _pct(value: object) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}"  # type: ignore[arg-type]
+
+
+def caption_audit_section(audits: Sequence[tuple[str, dict]]) -> str:
+    """Per caption store the runs trained on: its audit's figures, attribute table and plot."""
+    if not audits:
+        return ""
+    parts = ["<h2>Training captions</h2>",
+             '<p class="meta">Audits of the caption stores the runs above trained on (`vreid caption audit`): '
+             "confusers are other identities of the same video whose captions are as close as the identity's own; "
+             "hallucination is the share of attribute statements the attribute sheets contradict.</p>"]
+    for folder, audit in audits:
+        summary, distinct = audit.get("summary", {}), audit.get("distinctiveness", {})
+        facts = [("captioned tracklets", summary.get("captioned_tracklets")),
+                 ("identities", summary.get("identities")),
+                 ("words per caption (mean)", f"{summary.get('words_mean', 0):.1f}"),
+                 ("shared with another identity", f"{_pct(summary.get('shared_share'))} %"),
+                 ("identities with no confuser", f"{_pct(distinct.get('distinct_share'))} %"),
+                 ("confusers per identity (mean)", f"{distinct.get('mean_confusers', 0):.2f}"),
+                 ("statements against the identity's majority", audit.get("contradictions")),
+                 ("similarity", audit.get("similarity"))]
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+        caption = f"{audit.get('dataset', '')}: {audit.get('selector', '')} captions of {audit.get('store', '')}"
+        parts.append(f'<table class="audit"><caption>{html.escape(caption)}</caption><tbody>{rows}</tbody></table>')
+        truth = audit.get("truth") or []
+        if truth:
+            head = "".join(f"<th>{h}</th>" for h in ("attribute", "statements", "precision", "recall",
+                                                       "hallucination"))
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
+                str(row["attribute"]), str(row["statements"]), _pct(row["precision"]), _pct(row["recall"]),
+                _pct(row["hallucination"]))) + "</tr>" for row in truth)
+            parts.append(f'<table class="audit"><caption>against the attribute sheets</caption><thead><tr>{head}'
+                         f"</tr></thead><tbody>{body}</tbody></table>")
+        png = Path(folder) / "audit.png"
+        if png.is_file():
+            parts.append(_png_tag("audit", f"caption audit of {audit.get('dataset', '')}", png.read_bytes()))
+    return "\n".join(parts)
+
+
 def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard", sources: Sequence[str] = (),
                   problems: Sequence[str] = (), notes: Sequence[str] = (), max_rank: int = DEFAULT_MAX_RANK,
-                  sensitivity: Sequence[tuple[str, dict]] = ()) -> str:
+                  extras: RunExtras = RunExtras()) -> str:
     """The whole report as an HTML document; ``notes`` are lines shown under the title."""
     meta = f"{len(boards)} table{'s' if len(boards) != 1 else ''}"
     if sources:
@@ -122,8 +164,10 @@ def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(meta)}</p>']
     body += [f'<p class="meta">{html.escape(note)}</p>' for note in notes]
     body += [board_section(board, max_rank) for board in boards]
-    if sensitivity:
-        body.append(sensitivity_section(sensitivity))
+    if extras.caption_audits:
+        body.append(caption_audit_section(extras.caption_audits))
+    if extras.sensitivity:
+        body.append(sensitivity_section(extras.sensitivity))
     if problems:
         body.append('<h2>Not included</h2><ul class="problems">'
                     + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")
@@ -134,9 +178,9 @@ def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard
 
 def write_report(path: str | os.PathLike[str], boards: Sequence[Leaderboard], title: str = "vreid leaderboard",
                  sources: Sequence[str] = (), problems: Sequence[str] = (), notes: Sequence[str] = (),
-                 max_rank: int = DEFAULT_MAX_RANK, sensitivity: Sequence[tuple[str, dict]] = ()) -> Path:
+                 max_rank: int = DEFAULT_MAX_RANK, extras: RunExtras = RunExtras()) -> Path:
     path = Path(path)
-    atomic_write_text(path, render_report(boards, title, sources, problems, notes, max_rank, sensitivity))
+    atomic_write_text(path, render_report(boards, title, sources, problems, notes, max_rank, extras))
     return path
 
 
@@ -176,7 +220,7 @@ def write_cmc_plots(folder: Path, boards: Sequence[Leaderboard], max_rank: int =
 def write_leaderboard(path: str | os.PathLike[str], boards: Sequence[Leaderboard], fmt: str,
                       sources: Sequence[str] = (), problems: Sequence[str] = (), notes: Sequence[str] = (),
                       max_rank: int = DEFAULT_MAX_RANK,
-                      sensitivity: Sequence[tuple[str, dict]] = ()) -> tuple[Path, dict[str, Path]]:
+                      extras: RunExtras = RunExtras()) -> tuple[Path, dict[str, Path]]:
     """Write the leaderboards to ``path`` in ``fmt`` and their CMC PNGs beside it; returns both.
 
     The HTML format is the full report (plots embedded, ``notes`` under its title); Markdown links its plots
@@ -188,7 +232,7 @@ def write_leaderboard(path: str | os.PathLike[str], boards: Sequence[Leaderboard
     plots = write_cmc_plots(plot_folder(path), boards, max_rank)
     if fmt == "html":
         write_report(path, boards, sources=sources, problems=problems, notes=notes, max_rank=max_rank,
-                     sensitivity=sensitivity)
+                     extras=extras)
     elif fmt == "md":
         links = {slug: png.relative_to(path.parent).as_posix() for slug, png in plots.items()}
         preface = "".join(f"> {note}\n" for note in notes) + ("\n" if notes else "")

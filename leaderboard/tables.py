@@ -49,7 +49,7 @@ from leaderboard.significance import (
 Kind = Literal["percent", "millions", "number", "integer"]
 MISSING = "-"
 INCOMPLETE = "incomplete"
-ROW_KEYS = ("model", "recipe_hash", "weights")  # one table row per configuration; seeds and splits aggregate
+ROW_KEYS = ("model", "recipe_hash", "captions", "weights")  # one row per configuration; seeds and splits aggregate
 REPORTED_TITLE = "Reported in papers (reference only: other data, weights and evaluation code; never ranked)"
 BEST_NOTE = ("Best of each accuracy column in bold (higher is better); costs are shown, not ranked "
              "(`vreid leaderboard --efficiency` ranks them).")
@@ -208,7 +208,8 @@ def _row(record: dict[str, Any], columns: Sequence[Column]) -> TableRow:
 
 def _recipe_text(record: dict[str, Any]) -> str:
     name, digest = record.get("recipe"), record.get("recipe_hash")
-    return f"{name} {str(digest)[:8]}" if name and digest else (name or "")
+    text = f"{name} {str(digest)[:8]}" if name and digest else (name or "")
+    return f"{text}, captions {record['captions']}" if record.get("captions") else text
 
 
 def _device_text(record: dict[str, Any]) -> str:

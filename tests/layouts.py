@@ -78,7 +78,7 @@ def mars_frame_name(pid: int, camera: int, tracklet_number: int, frame: int) -> 
 
 
 def _write_mars_part(dataset_dir: Path, part: str, tracklets: tuple[MarsTracklet, ...], write_frames: bool,
-                     ) -> tuple[np.ndarray, list[ExpectedTracklet]]:
+                     images: bool = False) -> tuple[np.ndarray, list[ExpectedTracklet]]:
     """Name list and track info of bbox_<part>; returns the track info and the expected tracklets in row order."""
     names: list[str] = []
     rows = []
@@ -95,18 +95,22 @@ def _write_mars_part(dataset_dir: Path, part: str, tracklets: tuple[MarsTracklet
         expected.append(ExpectedTracklet(tracklet.pid, tracklet.camera - 1, tuple(f"{folder}/{n}" for n in ordered)))
         if write_frames:
             for name in listed:
-                _touch(dataset_dir / folder / name)
+                if images:
+                    _person_image(dataset_dir / folder / name, max(tracklet.pid, 0), tracklet.camera - 1)
+                else:
+                    _touch(dataset_dir / folder / name)
     (dataset_dir / f"bbox_{part}").mkdir(parents=True, exist_ok=True)
     (dataset_dir / "info" / f"{part}_name.txt").write_text("\n".join(names) + "\n")
     return np.array(rows, dtype=np.float64), expected  # MATLAB stores the track info as doubles
 
 
 def write_mars(parent: Path, train: tuple[MarsTracklet, ...] = MARS_TRAIN, test: tuple[MarsTracklet, ...] = MARS_TEST,
-               query_rows: tuple[int, ...] = MARS_QUERY_ROWS, write_frames: bool = True) -> Layout:
+               query_rows: tuple[int, ...] = MARS_QUERY_ROWS, write_frames: bool = True, images: bool = False) -> Layout:
+    """``images``: real JPEG frames instead of empty files, for tests that caption or train on the layout."""
     dataset_dir = parent / "mars"
     (dataset_dir / "info").mkdir(parents=True)
-    train_info, train_expected = _write_mars_part(dataset_dir, "train", train, write_frames)
-    test_info, test_expected = _write_mars_part(dataset_dir, "test", test, write_frames)
+    train_info, train_expected = _write_mars_part(dataset_dir, "train", train, write_frames, images)
+    test_info, test_expected = _write_mars_part(dataset_dir, "test", test, write_frames, images)
     scipy.io.savemat(dataset_dir / "info" / "tracks_train_info.mat", {"track_train_info": train_info})
     scipy.io.savemat(dataset_dir / "info" / "tracks_test_info.mat", {"track_test_info": test_info})
     scipy.io.savemat(dataset_dir / "info" / "query_IDX.mat",

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from builders.captions import (
     Captioner,
     CaptionRequest,
+    CaptionTarget,
     caption_dataset,
+    caption_target,
     create_captioner,
     evenly_spaced,
     import_captions,
@@ -52,6 +54,11 @@ class SpyCaptioner(Captioner):
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     return make_toolkit_dataset(tmp_path)
+
+
+def everything(dataset_dir: Path) -> CaptionTarget:
+    """Every tracklet of the dataset, test ones too (the audit's captions): the cache tests need more than 6."""
+    return caption_target(dataset_dir, include_test=True)
 
 
 def read_rows(dataset_dir: Path) -> list[dict]:
@@ -95,12 +102,12 @@ def test_evenly_spaced_keeps_first_and_last() -> None:
 @pytest.mark.parametrize("kind", ["sports", "dance"])
 def test_template_captions_every_tracklet_with_its_own_attributes(tmp_path: Path, kind: str) -> None:
     dataset_dir = make_toolkit_dataset(tmp_path, kind=kind)
-    summary = caption_dataset(dataset_dir, create_captioner("template"), progress=False)
+    summary = caption_dataset(everything(dataset_dir), create_captioner("template"), progress=False)
     assert (summary.captioned, summary.cached, summary.total) == (12, 0, 12)
 
-    loaded = load(dataset_dir)
-    tracklets = [*loaded.train, *loaded.query, *loaded.gallery]
-    assert len(tracklets) == 12 and all(t.caption for t in tracklets)
+    loaded = load(dataset_dir)  # only training tracklets carry captions into a run
+    assert len(loaded.train) == 6 and all(t.caption for t in loaded.train)
+    assert not any(t.caption for t in (*loaded.query, *loaded.gallery))
     for row in read_rows(dataset_dir):
         assert row["captioner"] == "template" and row["reviewed"] is False and row["hallucinated"] == []
         assert row["caption"].endswith(".") and row["caption"][0].isupper()
@@ -113,7 +120,7 @@ def test_template_captions_every_tracklet_with_its_own_attributes(tmp_path: Path
 
 def test_hallucination_swaps_about_that_fraction_and_records_it(tmp_path: Path) -> None:
     dataset_dir = make_toolkit_dataset(tmp_path, videos=4, ids_per_video=3)
-    caption_dataset(dataset_dir, create_captioner("template", hallucination=0.5, seed=3), progress=False)
+    caption_dataset(everything(dataset_dir), create_captioner("template", hallucination=0.5, seed=3), progress=False)
     swapped = total = 0
     for row in read_rows(dataset_dir):
         kind, attributes = sheet_attributes(dataset_dir, row["tracklet_id"])
@@ -148,7 +155,7 @@ def test_batch_size_does_not_change_template_captions(tmp_path: Path) -> None:
 
 def test_requests_carry_evenly_spaced_frames_and_the_identity_sheet(dataset: Path) -> None:
     spy = SpyCaptioner()
-    caption_dataset(dataset, spy, batch_size=5, progress=False)
+    caption_dataset(everything(dataset), spy, batch_size=5, progress=False)
     assert [len(b) for b in spy.batches] == [5, 5, 2]
     request = next(r for r in spy.requests if r.tracklet_id == "v_fixture_001_t2_c1")
     frames = sorted((dataset / "crops/v_fixture_001/2/v_fixture_001_t2_c1").iterdir())
@@ -159,26 +166,26 @@ def test_requests_carry_evenly_spaced_frames_and_the_identity_sheet(dataset: Pat
 
 def test_cache_skips_captioned_tracklets_per_captioner_and_prompt(dataset: Path) -> None:
     first = SpyCaptioner("p1")
-    caption_dataset(dataset, first, progress=False)
+    caption_dataset(everything(dataset), first, progress=False)
     assert len(first.requests) == 12
 
     again = SpyCaptioner("p1")
-    summary = caption_dataset(dataset, again, progress=False)
+    summary = caption_dataset(everything(dataset), again, progress=False)
     assert again.requests == [] and (summary.captioned, summary.cached) == (0, 12)
 
     forced = SpyCaptioner("p1")
-    caption_dataset(dataset, forced, overwrite=True, progress=False)
+    caption_dataset(everything(dataset), forced, overwrite=True, progress=False)
     assert len(forced.requests) == 12
 
     new_prompt = SpyCaptioner("p2")
-    caption_dataset(dataset, new_prompt, progress=False)
+    caption_dataset(everything(dataset), new_prompt, progress=False)
     assert len(new_prompt.requests) == 12
     assert len(read_rows(dataset)) == 24
     assert all(t.caption.startswith("p2 ") for t in load(dataset).train)
 
     # Re-running the first prompt is all cached, yet its captions become the current ones again.
     back = SpyCaptioner("p1")
-    caption_dataset(dataset, back, progress=False)
+    caption_dataset(everything(dataset), back, progress=False)
     assert back.requests == []
     assert all(t.caption.startswith("p1 ") for t in load(dataset).train)
     assert len(read_rows(dataset)) == 24
@@ -186,13 +193,13 @@ def test_cache_skips_captioned_tracklets_per_captioner_and_prompt(dataset: Path)
 
 def test_interrupted_run_keeps_its_checkpoint_and_resumes(dataset: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
-        caption_dataset(dataset, SpyCaptioner(fail_after_batches=2), batch_size=4, progress=False,
+        caption_dataset(everything(dataset), SpyCaptioner(fail_after_batches=2), batch_size=4, progress=False,
                         checkpoint_seconds=0)
     assert len(read_rows(dataset)) == 8
     assert sum(t.caption is not None for t in load(dataset).train) == 6
 
     resumed = SpyCaptioner()
-    summary = caption_dataset(dataset, resumed, batch_size=4, progress=False)
+    summary = caption_dataset(everything(dataset), resumed, batch_size=4, progress=False)
     assert (summary.captioned, summary.cached, len(resumed.requests)) == (4, 8, 4)
     assert len(read_rows(dataset)) == 12
 
@@ -205,9 +212,9 @@ def test_torn_last_line_is_dropped_and_the_file_repaired(dataset: Path) -> None:
     path.write_text(text[: len(text) - len(last) - 1] + last[: len(last) // 2])  # a write cut short
 
     summary = caption_dataset(dataset, SpyCaptioner(), progress=False)
-    assert summary.dropped_torn_line and (summary.captioned, summary.cached) == (1, 11)
-    assert path.read_text().endswith("\n") and len(read_rows(dataset)) == 12
-    assert all(t.caption for t in load(dataset).gallery)
+    assert summary.dropped_torn_line and (summary.captioned, summary.cached) == (1, 5)
+    assert path.read_text().endswith("\n") and len(read_rows(dataset)) == 6
+    assert all(t.caption for t in load(dataset).train)
 
 
 def test_bad_line_before_the_end_is_an_error_naming_it(dataset: Path) -> None:
@@ -224,7 +231,7 @@ def test_bad_line_before_the_end_is_an_error_naming_it(dataset: Path) -> None:
 def test_import_round_trip(dataset: Path, tmp_path: Path, suffix: str) -> None:
     caption_dataset(dataset, create_captioner("template"), progress=False)
     reviewed = {"v_fixture_000_t1_c0": "A player in red, number 4, checked by hand.",
-                "v_fixture_001_t3_c1": 'Red team, "number 12", with short hair.'}
+                "v_fixture_000_t3_c1": 'Red team, "number 12", with short hair.'}
     file = tmp_path / f"reviewed{suffix}"
     if suffix == ".jsonl":
         file.write_text("".join(json.dumps({"tracklet_id": k, "caption": v}) + "\n" for k, v in reviewed.items()))
@@ -232,25 +239,39 @@ def test_import_round_trip(dataset: Path, tmp_path: Path, suffix: str) -> None:
         file.write_text("tracklet_id,caption\n" + "".join(f'{k},"{v.replace(chr(34), 2 * chr(34))}"\n'
                                                           for k, v in reviewed.items()))
     summary = import_captions(dataset, file)
-    assert (summary.imported, summary.total) == (2, 12)
+    assert (summary.imported, summary.total) == (2, 6)
 
     imported = [r for r in read_rows(dataset) if r["captioner"] == "import"]
     assert {r["tracklet_id"]: r["caption"] for r in imported} == reviewed
     assert all(r["reviewed"] is True for r in imported)
     loaded = load(dataset)
-    captions = {t.tracklet_id: t.caption for t in (*loaded.train, *loaded.query, *loaded.gallery)}
+    captions = {t.tracklet_id: t.caption for t in loaded.train}
     template = {r["tracklet_id"]: r["caption"] for r in read_rows(dataset) if r["captioner"] == "template"}
     assert captions == {**template, **reviewed}
-    only_reviewed = load(dataset, captioner="import")
-    assert {t.tracklet_id: t.caption for t in (*only_reviewed.train, *only_reviewed.query, *only_reviewed.gallery)
-            if t.caption} == reviewed
+    assert loaded.captions is not None and loaded.captions.count == 6
+    only_reviewed = load(dataset, captions="import")
+    assert {t.tracklet_id: t.caption for t in only_reviewed.train if t.caption} == reviewed
+    assert only_reviewed.captions.sha256 != loaded.captions.sha256
+
+
+def test_a_caption_for_a_test_tracklet_is_refused_for_training(dataset: Path, tmp_path: Path) -> None:
+    file = tmp_path / "reviewed.jsonl"
+    file.write_text('{"tracklet_id": "v_fixture_000_t1_c0", "caption": "ok"}\n'
+                    '{"tracklet_id": "v_fixture_001_t2_c1", "caption": "a query"}\n')
+    with pytest.raises(DatasetFormatError, match=r"1 caption\(s\) are for test tracklets .*'v_fixture_001_t2_c1'.*"
+                                                 r"--include-test"):
+        import_captions(dataset, file)
+    assert not (dataset / "captions.jsonl").exists()
+    assert import_captions(everything(dataset), file).imported == 2  # kept for the audit ...
+    loaded = load(dataset)
+    assert not any(t.caption for t in (*loaded.query, *loaded.gallery))  # ... and never seen by a run
 
 
 def test_import_rejects_an_unknown_tracklet_naming_its_line(dataset: Path, tmp_path: Path) -> None:
     file = tmp_path / "reviewed.jsonl"
     file.write_text('{"tracklet_id": "v_fixture_000_t1_c0", "caption": "ok"}\n\n'
                     '{"tracklet_id": "no_such_tracklet", "caption": "x"}\n')
-    with pytest.raises(DatasetFormatError, match=r"reviewed\.jsonl:3: tracklet 'no_such_tracklet'"):
+    with pytest.raises(DatasetFormatError, match=r"reviewed\.jsonl: 1 tracklet id\(s\) are not in .*'no_such_tracklet'"):
         import_captions(dataset, file)
     assert not (dataset / "captions.jsonl").exists()
 
@@ -281,23 +302,25 @@ def cli_app() -> typer.Typer:
 def test_cli_caption_summary_cache_and_import(dataset: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     app = cli_app()
-    first = runner.invoke(app, ["caption", str(dataset), "--hallucination", "0.2", "--seed", "4"])
+    first = runner.invoke(app, ["caption", "--dataset", str(dataset), "--hallucination", "0.2", "--seed", "4"])
     assert first.exit_code == 0, first.output
-    assert "captioned 12, cached 0, total 12" in first.output
-    second = runner.invoke(app, ["caption", str(dataset), "--captioner", "template", "--hallucination", "0.2",
-                                 "--seed", "4", "--batch-size", "3"])
-    assert "captioned 0, cached 12, total 12" in second.output
+    assert "6 tracklets to caption (0 already captioned) × 4 frames each" in first.output
+    assert "captioned 6, cached 0, total 6" in first.output
+    second = runner.invoke(app, ["caption", "--dataset", str(dataset), "--captioner", "template", "--hallucination",
+                                 "0.2", "--seed", "4", "--batch-size", "3"])
+    assert "captioned 0, cached 6, total 6" in second.output
 
     file = tmp_path / "reviewed.csv"
     file.write_text("tracklet_id,caption\nv_fixture_000_t2_c1,A blue player.\n")
-    imported = runner.invoke(app, ["caption", str(dataset), "--import", str(file)])
+    imported = runner.invoke(app, ["caption", "--dataset", str(dataset), "--import", str(file)])
     assert imported.exit_code == 0 and "imported 1 reviewed captions" in imported.output
 
-    both = runner.invoke(app, ["caption", str(dataset), "--import", str(file), "--captioner", "template"])
+    both = runner.invoke(app, ["caption", "--dataset", str(dataset), "--import", str(file), "--captioner",
+                               "template"])
     assert isinstance(both.exception, ConfigError) and "--captioner" in str(both.exception)
 
 
 def test_cli_caption_on_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli_app(), ["caption", str(tmp_path)])
+    result = CliRunner().invoke(cli_app(), ["caption", "--dataset", str(tmp_path)])
     assert isinstance(result.exception, DatasetNotFoundError)
     assert "manifest.json" in str(result.exception)

@@ -19,61 +19,23 @@ from typer.testing import CliRunner
 
 transformers = pytest.importorskip("transformers")
 
-from builders.captions import CaptionRequest, caption_dataset, caption_requests, create_captioner  # noqa: E402
-from builders.captions.mllm import DEFAULT_MODEL, PROMPT, MLLMCaptioner  # noqa: E402
-from toolkit_fixture import make_toolkit_dataset  # noqa: E402
-from vreid_bench import cli_caption  # noqa: E402
-from vreid_bench.errors import ConfigError, UnknownNameError  # noqa: E402
+from tiny_llava import MAX_NEW_TOKENS, build_tiny_llava
+from toolkit_fixture import make_toolkit_dataset
 
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
-WORDS = ("USER:", "ASSISTANT:", "a", "the", "player", "dancer", "with", "short", "long", "black", "blond", "hair",
-         "light", "dark", "skin", "red", "blue", "jersey", "number", "7", "white", "shoes", "socks", "headband",
-         "slim", "build", "unknown", ".", ",")
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message['role'] | upper }}:"
-    "{% for item in message['content'] %}{% if item['type'] == 'image' %} <image>{% else %} {{ item['text'] }}"
-    "{% endif %}{% endfor %} </s> {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+from builders.captions import (
+    CaptionRequest,
+    CaptionTarget,
+    caption_dataset,
+    caption_requests,
+    caption_target,
+    create_captioner,
+    load_caption_recipe,
 )
-IMAGE_SIZE, PATCH = 16, 8
-MAX_NEW_TOKENS = 8
+from builders.captions.mllm import DEFAULT_MODEL, MLLMCaptioner
+from vreid_bench import cli_caption
+from vreid_bench.errors import ConfigError, UnknownNameError
 
-
-def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
-    """A randomly initialised LLaVA with its processor, saved as a model folder; no download.
-
-    The language model's weights are drawn wide (std 1, not 0.02) so that its greedy output depends on the
-    frames and the prompt rather than repeating one token, which lets the tests tell captions apart.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
-    vocab = {token: index for index, token in enumerate((*SPECIAL_TOKENS, *WORDS))}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE},
-                                                      crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    processor = transformers.LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                            chat_template=CHAT_TEMPLATE, patch_size=PATCH,
-                                            vision_feature_select_strategy="default", num_additional_image_tokens=1)
-    config = transformers.LlavaConfig(
-        vision_config=transformers.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                                    num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=PATCH),
-        text_config=transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                                             num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                             max_position_embeddings=512, initializer_range=1.0,
-                                             pad_token_id=vocab["<pad>"],
-                                             bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
-        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1,
-    )
-    torch.manual_seed(seed)
-    model = transformers.LlavaForConditionalGeneration(config)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+PROMPT = load_caption_recipe().prompt
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +48,10 @@ def dataset(tmp_path: Path) -> Path:
     return make_toolkit_dataset(tmp_path, videos=2, ids_per_video=2, cameras=2, frames=6)
 
 
+def everything(dataset_dir: Path) -> CaptionTarget:
+    return caption_target(dataset_dir, include_test=True)
+
+
 def read_rows(dataset_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (dataset_dir / "captions.jsonl").read_text().splitlines()]
 
@@ -96,13 +62,14 @@ def tiny_captioner(model_dir: Path, **options: object) -> MLLMCaptioner:
     return captioner
 
 
-def greedy_reference(model_dir: Path, frames: tuple[str, ...], model: torch.nn.Module | None = None) -> str:
+def greedy_reference(model_dir: Path, frames: tuple[str, ...], model: torch.nn.Module | None = None,
+                     prompt: str = PROMPT) -> str:
     """Greedy decoding by hand: the full forward pass at every step, argmax, stop at end of sequence."""
     from PIL import Image
 
     processor = transformers.AutoProcessor.from_pretrained(model_dir)
     model = model or transformers.AutoModelForImageTextToText.from_pretrained(model_dir)
-    text = "USER:" + " <image>" * len(frames) + f" {PROMPT} </s> ASSISTANT:"
+    text = "USER:" + " <image>" * len(frames) + f" {prompt} </s> ASSISTANT:"
     images = [Image.open(path).convert("RGB") for path in frames]
     inputs = processor(text=[text], images=[images], return_tensors="pt")
     ids = inputs["input_ids"]
@@ -117,18 +84,18 @@ def greedy_reference(model_dir: Path, frames: tuple[str, ...], model: torch.nn.M
             new.append(token)
             ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
     decoded = processor.tokenizer.decode(new, skip_special_tokens=True)
-    return re.sub(r"\s+", " ", decoded).strip() or "unknown"
+    return re.sub(r"\s+", " ", decoded).strip()
 
 
 def requests_of_mixed_length(dataset_dir: Path) -> list[CaptionRequest]:
     """Requests with 4, 1, 3 and 2 frames: prompts of different lengths, so a batch must be padded."""
-    full = caption_requests(dataset_dir, frames_per_request=4)
+    full = caption_requests(everything(dataset_dir))
     return [CaptionRequest(r.tracklet_id, r.video, r.track_id, r.frames[:n]) for r, n in zip(full, (4, 1, 3, 2))]
 
 
 def test_caption_dataset_with_a_local_model_folder(model_dir: Path, dataset: Path) -> None:
     captioner = tiny_captioner(model_dir)
-    summary = caption_dataset(dataset, captioner, batch_size=3, progress=False)
+    summary = caption_dataset(everything(dataset), captioner, batch_size=3, progress=False)
     assert (summary.captioned, summary.cached, summary.total) == (8, 0, 8)
 
     rows = read_rows(dataset)
@@ -136,11 +103,11 @@ def test_caption_dataset_with_a_local_model_folder(model_dir: Path, dataset: Pat
     for row in rows:
         assert row["captioner"] == str(model_dir)
         assert row["prompt_id"] == captioner.prompt_id
-        assert row["reviewed"] is False
+        assert row["reviewed"] is False and row["recipe"] == captioner.recipe.id
         assert isinstance(row["caption"], str) and row["caption"] and "\n" not in row["caption"]
 
     # The captions are what greedy decoding of the prompt and the tracklet's frames gives.
-    requests = {r.tracklet_id: r for r in caption_requests(dataset, frames_per_request=4)}
+    requests = {r.tracklet_id: r for r in caption_requests(everything(dataset), captioner)}
     for row in rows[:2]:
         assert row["caption"] == greedy_reference(model_dir, requests[row["tracklet_id"]].frames)
 
@@ -148,7 +115,7 @@ def test_caption_dataset_with_a_local_model_folder(model_dir: Path, dataset: Pat
     # loads the model to find out.
     again = tiny_captioner(model_dir)
     assert again.prompt_id == captioner.prompt_id
-    summary = caption_dataset(dataset, again, progress=False)
+    summary = caption_dataset(everything(dataset), again, progress=False)
     assert (summary.captioned, summary.cached) == (0, 8)
     assert not again.is_loaded
     assert read_rows(dataset) == rows
@@ -161,6 +128,7 @@ def test_prompt_id_follows_the_settings_that_change_captions(model_dir: Path) ->
     assert tiny_captioner(model_dir, frames=2).prompt_id != base
     assert tiny_captioner(model_dir, dtype="bfloat16").prompt_id != base
     assert tiny_captioner(model_dir, revision="v2").prompt_id != base
+    assert tiny_captioner(model_dir, recipe=str(other_recipe(model_dir.parent))).prompt_id != base
     assert create_captioner("someone/other-model", device="cpu", max_new_tokens=MAX_NEW_TOKENS).prompt_id != base
 
 
@@ -178,7 +146,8 @@ def test_frames_option_sets_how_many_frames_each_request_carries(model_dir: Path
     captioner = tiny_captioner(model_dir, frames=2)
     assert captioner.frames_per_request == 2
     caption_dataset(dataset, captioner, progress=False)
-    request = caption_requests(dataset, frames_per_request=2)[0]
+    request = caption_requests(caption_target(dataset), captioner)[0]
+    assert len(request.frames) == 2
     row = next(r for r in read_rows(dataset) if r["tracklet_id"] == request.tracklet_id)
     assert row["caption"] == greedy_reference(model_dir, request.frames)
 
@@ -241,9 +210,9 @@ def test_names_options_and_remote_code_defaults() -> None:
         create_captioner("phi4")
     with pytest.raises(ConfigError, match="no option hallucination"):
         create_captioner("someone/other-model", hallucination=0.2)
-    with pytest.raises(ConfigError, match="max_new_tokens 0"):
+    with pytest.raises(ConfigError, match="max_new_tokens=0"):
         create_captioner("someone/other-model", max_new_tokens=0)
-    with pytest.raises(ConfigError, match="frames 0"):
+    with pytest.raises(ConfigError, match="frames=0"):
         create_captioner("someone/other-model", frames=0)
     with pytest.raises(ConfigError, match="dtype 'float8'"):
         create_captioner("someone/other-model", dtype="float8")
@@ -259,16 +228,53 @@ def test_cli_caption_with_a_model_folder(model_dir: Path, dataset: Path) -> None
     app = typer.Typer()
     cli_caption.register(app)
     runner = CliRunner()
-    args = ["caption", str(dataset), "--captioner", str(model_dir), "--device", "cpu", "--max-new-tokens", "4",
-            "--frames", "2", "--batch-size", "3"]
+    args = ["caption", "--dataset", str(dataset), "--captioner", str(model_dir), "--device", "cpu",
+            "--max-new-tokens", "4", "--frames", "2", "--batch-size", "3"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "captioned 8, cached 0, total 8" in first.output
-    assert runner.invoke(app, args).output.count("captioned 0, cached 8, total 8") == 1
+    assert "4 tracklets to caption (0 already captioned) × 2 frames each = 8 images" in first.output
+    assert "captioned 4, cached 0, total 4" in first.output
+    assert runner.invoke(app, args).output.count("captioned 0, cached 4, total 4") == 1
     assert {row["captioner"] for row in read_rows(dataset)} == {str(model_dir)}
 
-    template_option = runner.invoke(app, ["caption", str(dataset), "--captioner", str(model_dir),
+    template_option = runner.invoke(app, ["caption", "--dataset", str(dataset), "--captioner", str(model_dir),
                                           "--hallucination", "0.1"])
     assert isinstance(template_option.exception, ConfigError)
-    model_option = runner.invoke(app, ["caption", str(dataset), "--frames", "2"])
+    model_option = runner.invoke(app, ["caption", "--dataset", str(dataset), "--frames", "2"])
     assert isinstance(model_option.exception, ConfigError) and "no option frames" in str(model_option.exception)
+
+
+def other_recipe(folder: Path) -> Path:
+    """A captioning recipe file that differs from the default in its prompt only."""
+    path = folder / "short-prompt.yaml"
+    path.write_text("name: short\nversion: 1\nprompt: Describe this person in one sentence.\n")
+    return path
+
+
+def test_a_recipe_file_sets_the_prompt_the_model_is_given(model_dir: Path, dataset: Path) -> None:
+    recipe = other_recipe(model_dir.parent)
+    captioner = tiny_captioner(model_dir, recipe=str(recipe))
+    assert captioner.recipe.prompt == "Describe this person in one sentence."
+    assert captioner.recipe.id.startswith("short-v1-")
+    request = caption_requests(caption_target(dataset), captioner)[0]
+    assert len(request.frames) == 4  # the recipe's default
+    (text,) = captioner.caption_batch([request])
+    reference = greedy_reference(model_dir, request.frames, prompt=captioner.recipe.prompt)
+    assert text == reference
+
+
+def test_an_empty_answer_is_refused_and_nothing_is_written(model_dir: Path, dataset: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    captioner = tiny_captioner(model_dir)
+    monkeypatch.setattr(MLLMCaptioner, "caption_batch", lambda self, requests: ["  "] * len(requests))
+    with pytest.raises(ConfigError, match=r"returned an empty caption for tracklet 'v_fixture_000_t1_c0'"):
+        caption_dataset(dataset, captioner, progress=False)
+    assert not (dataset / "captions.jsonl").exists()
+
+
+def test_a_model_that_does_not_read_images_is_refused_before_loading(tmp_path: Path) -> None:
+    folder = tmp_path / "text-only"
+    transformers.LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+                             num_attention_heads=1).save_pretrained(folder)
+    with pytest.raises(ConfigError, match=r"text-only is a 'llama' model, not an image-text-to-text model"):
+        create_captioner(str(folder), device="cpu").load()

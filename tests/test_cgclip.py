@@ -130,7 +130,7 @@ def test_missing_captions_fail_before_any_encoder_pass_with_the_command_that_mak
         model.prepare(data)
     message = str(error.value)
     assert isinstance(error.value, VreidError) and "\n" not in message
-    assert "vreid caption DATASET_DIR --captioner template" in message and "training labels 2" in message
+    assert "vreid caption --dataset NAME_OR_DIR --captioner" in message and "training labels 2" in message
     assert data.calls == []
 
 

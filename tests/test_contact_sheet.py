@@ -10,7 +10,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from builders.captions import caption_dataset, create_captioner
+from builders.captions import caption_dataset, caption_target, create_captioner
 from builders.contact_sheet import render_contact_sheet
 from toolkit_fixture import make_toolkit_dataset
 from vreid_bench import cli_caption
@@ -24,7 +24,7 @@ MARGIN, STRIPE, GAP, THUMB_W, THUMB_H, LABEL_W = 8, 6, 4, 64, 128, 360
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     dataset_dir = make_toolkit_dataset(tmp_path, crop_size=(128, 64))
-    caption_dataset(dataset_dir, create_captioner("template"), progress=False)
+    caption_dataset(caption_target(dataset_dir, include_test=True), create_captioner("template"), progress=False)
     return dataset_dir
 
 

@@ -166,8 +166,9 @@ def test_run_directory_holds_config_metrics_weights_and_log(trained, dataset_dir
     assert (run_dir / "model.pt").is_file() and not (run_dir / "checkpoint.pt").exists()
     steps = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert {"epoch", "step", "loss", "id", "lr", "seconds"} <= set(steps[0])
-    assert run_dir == run_dir_for(run_dir.parent.parent, RunRecord(
+    assert run_dir == run_dir_for(run_dir.parent.parent, RunRecord.create(
         "tiny", DatasetRecord.of(load(dataset_dir)), get_protocol("gallery-only"), recipe))
+    assert saved["dataset"]["captions"] is None  # the tiny model trains on no captions, so none are recorded
 
 
 def test_a_finished_run_is_not_trained_again(trained, dataset_dir):

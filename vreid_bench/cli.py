@@ -45,9 +45,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from vreid_bench import cli_build, cli_caption, cli_compare, cli_data, cli_review, cli_run
+    from vreid_bench import cli_build, cli_caption, cli_compare, cli_data, cli_review, cli_run, cli_study
 
-    for module in (cli_data, cli_build, cli_caption, cli_review, cli_run, cli_compare):
+    for module in (cli_data, cli_build, cli_caption, cli_review, cli_run, cli_compare, cli_study):
         module.register(app)
 
 

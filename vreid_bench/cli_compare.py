@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from vreid_bench.cli_run import CAPTIONS_DIR_HELP, CAPTIONS_HELP
+
 if TYPE_CHECKING:
     from leaderboard.compare import CompareResult
     from leaderboard.tables import Leaderboard
@@ -83,6 +85,8 @@ def compare(
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds: one run per model and seed."),
     split: Optional[str] = typer.Option(None, "--split", help="Split of a dataset with several (iLIDS-VID, "
                                         "PRID-2011): a number, or all for each in turn."),
+    captions: str = typer.Option("current", "--captions", help=CAPTIONS_HELP),
+    captions_dir: Optional[Path] = typer.Option(None, "--captions-dir", help=CAPTIONS_DIR_HELP),
     out: Path = typer.Option(Path("runs"), "--out", help="Folder of run directories."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader processes."),
@@ -105,7 +109,7 @@ def compare(
     options = run_options(device, workers)
     chosen_seeds = parse_seeds(seeds)
     results = []
-    for data in datasets_for(dataset, root, parse_split(split)):
+    for data in datasets_for(dataset, root, parse_split(split), captions, captions_dir):
         chosen = protocol_from(protocol, data.default_protocol, all_sets)
         results.append(compare_models(_split_models(models), data, chosen, out, recipe_file=recipe,
                                       sets=recipe_sets(all_sets), seeds=chosen_seeds, pretrained=pretrained,
@@ -165,7 +169,7 @@ def leaderboard(
         err_console.print(f"note: {problem}", highlight=False, markup=False)
     if out is not None:
         path, plots = write_leaderboard(out, boards, fmt.value, sources, collection.problems, max_rank=max_rank,
-                                        sensitivity=collection.sensitivity)
+                                        extras=collection.extras)
         console.print(f"wrote {path} ({len(boards)} tables; {len(plots)} CMC plots in {path.stem}-cmc/)",
                       highlight=False, markup=False)
         return
@@ -176,7 +180,7 @@ def leaderboard(
     elif fmt is LeaderboardFormat.latex:
         sys.stdout.write(to_latex(boards))
     report, _ = write_leaderboard(roots[0] / REPORT_NAME, boards, "html", sources, collection.problems,
-                                  max_rank=max_rank, sensitivity=collection.sensitivity)
+                                  max_rank=max_rank, extras=collection.extras)
     console.print(f"HTML report: {report}", highlight=False, markup=False)
 
 

@@ -42,6 +42,12 @@ def info(
                       f"{s.frames_mean:.1f}", str(s.frames_max))
     console.print(table)
     console.print(f"default protocol: {dataset.default_protocol}")
+    captions = dataset.captions
+    if captions is None:
+        console.print("training captions: none (`vreid caption --dataset ...` makes them)", highlight=False)
+    else:
+        console.print(f"training captions: {captions.count} of {len(dataset.train)} tracklets, from "
+                      f"{', '.join(captions.sources)} in {captions.store}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

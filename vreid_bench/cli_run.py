@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 RESULT_RANKS = (1, 5, 10, 20)
 SPLIT_HELP = "Split of a dataset with several (iLIDS-VID, PRID-2011): a number, or all for each in turn."
+CAPTIONS_HELP = ("Training captions of models that use them (CG-CLIP): current (the latest of each tracklet), a "
+                 "captioner name, a prompt id, or none.")
+CAPTIONS_DIR_HELP = "Folder of caption sidecars (default $VREID_DATA/captions)."
 SET_HELP = ("key=value (repeatable): a recipe key (optimizer.lr, epochs, model.backbone, stages.prompts.epochs) "
             "or protocol.<key> for the evaluation.")
 
@@ -73,24 +76,28 @@ def parse_split(text: str | None) -> int | str | None:
         raise ConfigError(f"--split {text!r}: give a split number (0..9 for iLIDS-VID) or all") from None
 
 
-def datasets_for(name: str, root: str | None, split: int | str | None) -> Iterator["VideoReIDDataset"]:
-    """The dataset once, at one split, or at each of its splits in turn (``all``)."""
-    from vreid_bench.datasets import load
+def datasets_for(name: str, root: str | None, split: int | str | None, captions: str = "current",
+                 captions_dir: str | os.PathLike[str] | None = None) -> Iterator["VideoReIDDataset"]:
+    """The dataset once, at one split, or at each of its splits in turn (``all``), with the chosen captions."""
+    from functools import partial
+
+    from vreid_bench.datasets import load as load_dataset
     from vreid_bench.errors import ConfigError
 
+    load = partial(load_dataset, name, root=root, captions=captions, captions_dir=captions_dir)
     if split is None:
-        yield load(name, root=root)
+        yield load()
         return
     if split != "all":
-        yield load(name, root=root, split=split)
+        yield load(split=split)
         return
-    first = load(name, root=root, split=0)
+    first = load(split=0)
     count = first.notes.get("num_splits")
     if not count:
         raise ConfigError(f"dataset {first.name} has a single split: leave out --split")
     yield first
     for index in range(1, int(count)):
-        yield load(name, root=root, split=index)
+        yield load(split=index)
 
 
 def run_options(device: str | None, workers: int | None, eval_every: int = 0,
@@ -132,6 +139,8 @@ def run(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Number of epochs (the recipe's epochs)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the run."),
     split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
+    captions: str = typer.Option("current", "--captions", help=CAPTIONS_HELP),
+    captions_dir: Optional[Path] = typer.Option(None, "--captions-dir", help=CAPTIONS_DIR_HELP),
     protocol: Optional[str] = typer.Option(None, "--protocol",
                                            help="Evaluation protocol; default: the dataset's own."),
     pretrained: Optional[str] = typer.Option(
@@ -154,7 +163,7 @@ def run(
     resolved = recipe_for(model, dataset_family(dataset), recipe, recipe_sets(all_sets))
     options = run_options(device, workers, eval_every, keep_checkpoint)
     results = []
-    for data in datasets_for(dataset, root, chosen_split):
+    for data in datasets_for(dataset, root, chosen_split, captions, captions_dir):
         chosen = protocol_from(protocol, data.default_protocol, all_sets)
         result = run_training(model, data, chosen, resolved, out, seed=seed, pretrained=pretrained,
                               options=options, resume=resume, progress=True)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vreid_bench.captions import CaptionSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,8 @@ class VideoReIDDataset:
     for builds): the per-dataset section of a recipe that applies. ``benchmark`` names the published benchmark the
     dataset is (``mars`` ...; ``sportsvreid`` for a build of real SportsMOT footage; None for synthetic footage),
     whose reported numbers may sit beside its results. ``pid_names`` maps identity numbers back to the source's
-    own names where those are not numbers (``<video>:<track id>`` in toolkit datasets).
+    own names where those are not numbers (``<video>:<track id>`` in toolkit datasets). ``captions`` describes
+    the captions its training tracklets carry (:func:`vreid_bench.captions.attach_captions`), None without any.
     """
 
     name: str
@@ -80,6 +85,7 @@ class VideoReIDDataset:
     fingerprint: str | None = None
     pid_names: dict[int, str] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
+    captions: CaptionSet | None = None
 
     def __post_init__(self) -> None:
         self.train_pids: list[int] = sorted({t.pid for t in self.train})

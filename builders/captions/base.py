@@ -1,13 +1,15 @@
-"""The captioner interface, the caption cache and ``captions.jsonl``.
+"""The captioner interface and registry, captioning a dataset into its caption store, and reviewed imports.
 
 A captioner turns a few frames of a tracklet (and, for synthetic footage, the identity's attribute sheet) into
 one sentence. Captions are cached by (tracklet_id, captioner, prompt_id): a re-run only captions what is
-missing, and a new prompt or template version is a new cache key rather than a silent overwrite.
+missing, and a new prompt, recipe or template version is a new cache key rather than a silent overwrite.
 
-``captions.jsonl`` is rewritten whole, atomically (temp file + ``os.replace``), at checkpoints every few seconds
-and at the end, so a reader never sees a torn file and a killed run loses at most one checkpoint interval. A
-torn last line left by some other writer is dropped on read and the file repaired. The loader takes the last
-line of each tracklet, so the rows of the most recent command are written last: they are the current captions.
+What is captioned (:func:`caption_target`): the **training** tracklets of a dataset — a build, or a registered
+dataset (MARS, iLIDS-VID at one split, PRID-2011, DukeMTMC-VideoReID, LS-VID), whose captions go to a sidecar
+(:mod:`vreid_bench.captions`). ``include_test`` adds the test tracklets, for the audit only: no run ever trains on
+them. The store is rewritten whole and atomically at checkpoints every few seconds and at the end, so a killed
+run loses at most one checkpoint interval and resumes where it stopped. The rows of the latest command are
+written last: they are each tracklet's current caption.
 """
 
 from __future__ import annotations
@@ -17,54 +19,65 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from builders.captions.recipe import evenly_spaced
+from vreid_bench.captions import CaptionStore, all_tracklets, store_path, unknown_ids_message
 from vreid_bench.data import Tracklet, VideoReIDDataset
-from vreid_bench.datasets import toolkit
 from vreid_bench.errors import ConfigError, DatasetFormatError, DatasetNotFoundError, UnknownNameError
-from vreid_bench.io import atomic_write_text
+from vreid_bench.registry import Registry
 
-CAPTIONS_FILE = "captions.jsonl"
 ATTRIBUTES_DIR = "attributes"
 IMPORT_CAPTIONER = "import"
 IMPORT_PROMPT_ID = "reviewed"
 CORE_FIELDS = ("tracklet_id", "caption", "captioner", "prompt_id", "reviewed")
 
-# Captioner name -> "module:class"; model captioners join here by name.
-CAPTIONERS: Mapping[str, str] = MappingProxyType({
-    "template": "builders.captions.template:TemplateCaptioner",
-    "mllm": "builders.captions.mllm:MLLMCaptioner",  # the default multimodal model
-})
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CaptionerEntry:
+    """A captioner by name: ``factory`` is a class or function (or ``"module:attribute"``) taking its options."""
+
+    name: str
+    factory: Any
+    summary: str = ""
+
+
+BUILTIN_CAPTIONERS = (
+    CaptionerEntry("template", "builders.captions.template:TemplateCaptioner",
+                   "sentences from the attribute sheets of synthetic footage; --hallucination corrupts some"),
+    CaptionerEntry("mllm", "builders.captions.mllm:MLLMCaptioner",
+                   "a multimodal LLM (default microsoft/Phi-4-multimodal-instruct, the CG-CLIP paper's)"),
+)
+# Registered captioners; an installed package adds one through the ``vreid.captioners`` entry-point group.
+CAPTIONERS: Registry[CaptionerEntry] = Registry("captioner", "vreid.captioners", BUILTIN_CAPTIONERS,
+                                                lambda entry: entry.name)
 # Any other name that is a hub model id (``org/name``) or a local folder is captioned by this class.
 MODEL_CAPTIONER = "builders.captions.mllm:MLLMCaptioner"
 
-T = TypeVar("T")
-CacheKey = tuple[str, str, str]  # (tracklet_id, captioner, prompt_id)
+
+def register_captioner(name: str, factory: Any = None, summary: str = "") -> Any:
+    """Add captioner ``name`` (``register_captioner("mine", MyCaptioner)``, or as a decorator on the class)."""
+
+    def register(target: Any) -> Any:
+        CAPTIONERS.add(CaptionerEntry(name, target, summary))
+        return target
+
+    return register(factory) if factory is not None else register
 
 
 def short_hash(text: str, length: int = 10) -> str:
     """A prompt id: short, stable across processes (unlike ``hash``)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def evenly_spaced(items: Sequence[T], k: int) -> list[T]:
-    """``k`` items spread over the whole sequence, first and last included (all of them when ``k >= len``)."""
-    n = len(items)
-    if k >= n:
-        return list(items)
-    if k <= 0:
-        return []
-    if k == 1:
-        return [items[(n - 1) // 2]]
-    return [items[int(i * (n - 1) / (k - 1) + 0.5)] for i in range(k)]  # round half up, not to even
 
 
 @dataclass(frozen=True)
@@ -80,9 +93,9 @@ class AttributeSheet:
 class CaptionRequest:
     """What a captioner may look at for one tracklet.
 
-    ``frames`` are a few evenly spaced crops. ``attributes`` is the identity's entry of its video's attribute
-    sheet and ``sheet`` the whole sheet (the other identities a caption could be confused with); both are None
-    for real footage, which has no sheets.
+    ``frames`` are a few crops chosen by the captioner (:meth:`Captioner.choose_frames`). ``attributes`` is the
+    identity's entry of its video's attribute sheet and ``sheet`` the whole sheet (the other identities a caption
+    could be confused with); both are None for real footage, which has no sheets.
     """
 
     tracklet_id: str
@@ -121,6 +134,10 @@ class Captioner(ABC):
         """Captions with extra row fields; captioners that record nothing extra need not override it."""
         return [Caption(text) for text in self.caption_batch(requests)]
 
+    def choose_frames(self, frames: Sequence[str]) -> tuple[str, ...]:
+        """The frames of a tracklet this captioner is shown (default: ``frames_per_request`` evenly spaced)."""
+        return tuple(evenly_spaced(frames, self.frames_per_request))
+
     def check_requests(self, requests: Sequence[CaptionRequest]) -> None:
         """Raise a user error before any work starts if these requests cannot be captioned."""
 
@@ -130,21 +147,28 @@ def names_a_model(name: str) -> bool:
     return "/" in name or Path(name).expanduser().is_dir()
 
 
+def _import(target: Any) -> Any:
+    if not isinstance(target, str):
+        return target
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 def create_captioner(name: str, **options: object) -> Captioner:
     """Build a captioner by name; options go to its constructor and are checked against it.
 
     A name that is not registered but is a model id or a local folder builds the model captioner for it.
     """
-    target = CAPTIONERS.get(name.lower())
-    if target is None and names_a_model(name):
+    try:
+        target = CAPTIONERS.get(name).factory
+    except UnknownNameError:
+        if not names_a_model(name):
+            raise UnknownNameError(
+                f"unknown captioner {name!r}: use one of {', '.join(CAPTIONERS.names())}, a transformers model id "
+                "(org/name), a local model folder, or `--import FILE` for reviewed captions"
+            ) from None
         target, options = MODEL_CAPTIONER, {"model": name, **options}
-    if target is None:
-        raise UnknownNameError(
-            f"unknown captioner {name!r}: use one of {', '.join(CAPTIONERS)}, a transformers model id (org/name), "
-            "a local model folder, or `--import FILE` for reviewed captions"
-        )
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = _import(target)
     accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -154,78 +178,63 @@ def create_captioner(name: str, **options: object) -> Captioner:
     return cls(**options)
 
 
-# --- captions.jsonl -------------------------------------------------------------------------------------------
-
-
-class CaptionStore:
-    """The rows of ``captions.jsonl`` keyed by (tracklet_id, captioner, prompt_id), in file order."""
-
-    def __init__(self, path: Path, rows: dict[CacheKey, dict[str, object]], dropped_torn_line: bool) -> None:
-        self.path = path
-        self.rows = rows
-        self.dropped_torn_line = dropped_torn_line
-
-    @classmethod
-    def open(cls, dataset_dir: Path) -> CaptionStore:
-        """Read the file; a torn last line (an interrupted append) is dropped, a bad line elsewhere is an error."""
-        path = dataset_dir / CAPTIONS_FILE
-        rows: dict[CacheKey, dict[str, object]] = {}
-        if not path.is_file():
-            return cls(path, rows, False)
-        lines = path.read_text(encoding="utf-8").splitlines()
-        numbered = [(no, line) for no, line in enumerate(lines, start=1) if line.strip()]
-        dropped = False
-        for index, (line_no, line) in enumerate(numbered):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if index == len(numbered) - 1:
-                    dropped = True
-                    break
-                raise DatasetFormatError(
-                    f"{path}:{line_no}: not a JSON line ({exc}); fix or delete that line, then re-run `vreid caption`"
-                ) from None
-            if not isinstance(row, dict) or not isinstance(row.get("tracklet_id"), str) \
-                    or not isinstance(row.get("caption"), str):
-                raise DatasetFormatError(
-                    f"{path}:{line_no}: expected an object with string tracklet_id and caption; "
-                    "fix or delete that line, then re-run `vreid caption`"
-                )
-            key = (row["tracklet_id"], str(row.get("captioner", "")), str(row.get("prompt_id", "")))
-            rows.pop(key, None)  # a repeated key: the later line wins, as in the loader
-            rows[key] = row
-        return cls(path, rows, dropped)
-
-    def has(self, key: CacheKey) -> bool:
-        return key in self.rows
-
-    def put(self, row: dict[str, object]) -> None:
-        key = (str(row["tracklet_id"]), str(row["captioner"]), str(row["prompt_id"]))
-        self.rows.pop(key, None)
-        self.rows[key] = row
-
-    def save(self, current: tuple[str, str] | None = None, order: Sequence[str] = ()) -> None:
-        """Write atomically; rows of the ``current`` (captioner, prompt_id) go last, in tracklet ``order``."""
-        rank = {tracklet_id: i for i, tracklet_id in enumerate(order)}
-        others = [row for key, row in self.rows.items() if key[1:] != current]
-        latest = [row for key, row in self.rows.items() if key[1:] == current]
-        latest.sort(key=lambda row: rank.get(str(row["tracklet_id"]), len(rank)))
-        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in others + latest)
-        atomic_write_text(self.path, text)
-
-
 def caption_row(tracklet_id: str, caption: Caption, captioner: str, prompt_id: str,
                 reviewed: bool = False) -> dict[str, object]:
     text = caption.text.strip()
     if not text:
-        raise ValueError(f"captioner {captioner!r} returned an empty caption for tracklet {tracklet_id!r}")
+        raise ConfigError(f"captioner {captioner!r} returned an empty caption for tracklet {tracklet_id!r}; nothing "
+                          "of this batch was written: raise max_new_tokens or check that the model answers the "
+                          "prompt (`vreid caption ... --batch-size 1` on that tracklet)")
     row: dict[str, object] = {"tracklet_id": tracklet_id, "caption": text, "captioner": captioner,
                               "prompt_id": prompt_id, "reviewed": reviewed}
     row.update(caption.extra)
     return row
 
 
-# --- requests from a dataset ----------------------------------------------------------------------------------
+# --- what is captioned --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaptionTarget:
+    """A dataset's tracklets to caption, the store the captions go to and where its attribute sheets are.
+
+    ``tracklets`` are the training tracklets (with ``include_test``, every tracklet); ``split`` the split of a
+    dataset with several.
+    """
+
+    dataset: VideoReIDDataset
+    store: Path
+    tracklets: tuple[Tracklet, ...]
+    include_test: bool = False
+
+    @property
+    def split(self) -> object:
+        return self.dataset.notes.get("split")
+
+    @property
+    def sheets_root(self) -> Path | None:
+        root = Path(self.dataset.root) if self.dataset.root else None
+        return root if root is not None and (root / "manifest.json").is_file() else None
+
+    def describe(self) -> str:
+        split = f" split {self.split}" if self.split is not None else ""
+        which = "every tracklet" if self.include_test else "training tracklets"
+        return f"{self.dataset.name}{split} ({which})"
+
+
+def caption_target(dataset: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+                   split: int | None = None, captions_dir: str | os.PathLike[str] | None = None,
+                   include_test: bool = False) -> CaptionTarget:
+    """The target for a registered dataset name or a build directory (``root`` and ``split`` as in ``vreid run``)."""
+    from vreid_bench.datasets import load
+
+    options = {"split": split} if split is not None else {}
+    loaded = load(dataset, root=root, captions="none", **options)
+    chosen = all_tracklets(loaded) if include_test else tuple(loaded.train)
+    if not chosen:
+        raise DatasetFormatError(f"dataset {loaded.name!r} has no training tracklets to caption; give a dataset with "
+                                 "a train split (or --include-test to caption its test tracklets for the audit)")
+    return CaptionTarget(loaded, store_path(loaded, captions_dir), chosen, include_test)
 
 
 def read_attribute_sheet(dataset_dir: Path, video: str) -> AttributeSheet | None:
@@ -252,31 +261,33 @@ def track_id_of(pid_name: str) -> str:
     return pid_name.split(":", 1)[1] if ":" in pid_name else pid_name
 
 
-def all_tracklets(dataset: VideoReIDDataset) -> tuple[Tracklet, ...]:
-    return (*dataset.train, *dataset.query, *dataset.gallery)
-
-
-def caption_requests(dataset_dir: str | Path, frames_per_request: int = 4) -> list[CaptionRequest]:
-    """One request per tracklet of the dataset (train, query, gallery), in that order."""
-    root = Path(dataset_dir)
-    dataset = toolkit.load(root)
+def caption_requests(target: CaptionTarget, captioner: Captioner | None = None) -> list[CaptionRequest]:
+    """One request per tracklet of the target, in order, with the frames ``captioner`` chooses."""
+    choose = captioner.choose_frames if captioner is not None else (lambda frames: tuple(evenly_spaced(frames, 4)))
     sheets: dict[str, AttributeSheet | None] = {}
     requests = []
-    for tracklet in all_tracklets(dataset):
-        video = str(tracklet.video)
+    for tracklet in target.tracklets:
+        video = str(tracklet.video or "")
         if video not in sheets:
-            sheets[video] = read_attribute_sheet(root, video)
+            sheets[video] = read_attribute_sheet(target.sheets_root, video) if target.sheets_root and video else None
         sheet = sheets[video]
-        track_id = track_id_of(dataset.pid_names[tracklet.pid])
+        track_id = track_id_of(target.dataset.pid_names.get(tracklet.pid, str(tracklet.pid)))
         requests.append(CaptionRequest(
-            tracklet_id=str(tracklet.tracklet_id), video=video, track_id=track_id,
-            frames=tuple(evenly_spaced(tracklet.frames, frames_per_request)),
+            tracklet_id=str(tracklet.tracklet_id), video=video, track_id=track_id, frames=choose(tracklet.frames),
             attributes=sheet.identities.get(track_id) if sheet else None, sheet=sheet,
         ))
     return requests
 
 
-# --- captioning and import ------------------------------------------------------------------------------------
+def listed_ids(target: CaptionTarget) -> list[dict[str, object]]:
+    """The rows ``--list-ids`` prints: id, identity, camera, split, frame count and first frame of each tracklet."""
+    split_of = {id(t): name for name in ("train", "query", "gallery") for t in getattr(target.dataset, name)}
+    return [{"tracklet_id": t.tracklet_id, "pid": target.dataset.pid_names.get(t.pid, t.pid), "camid": t.camid,
+             "split": split_of[id(t)], "n_frames": len(t.frames), "first_frame": t.frames[0]}
+            for t in target.tracklets]
+
+
+# --- captioning and import ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -286,7 +297,24 @@ class CaptionSummary:
     total: int
     captioner: str
     prompt_id: str
+    store: Path
     dropped_torn_line: bool = False
+
+
+@dataclass(frozen=True)
+class CaptionPlan:
+    """The work a captioning command is about to do, for the line it prints before starting."""
+
+    todo: int
+    cached: int
+    frames_per_tracklet: int
+    batch_size: int
+
+    def describe(self) -> str:
+        calls = -(-self.todo // self.batch_size)
+        return (f"{self.todo} tracklets to caption ({self.cached} already captioned) × {self.frames_per_tracklet} "
+                f"frames each = {self.todo * self.frames_per_tracklet} images, in {calls} batches of up to "
+                f"{self.batch_size}")
 
 
 def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -294,10 +322,9 @@ def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
-def _open_repaired(root: Path) -> CaptionStore:
-    """Open the store, rewriting the file at once if its last line was torn so the loader can read it."""
-    toolkit.read_manifest(root)  # a path that is not a dataset fails here, with the loader's own message
-    store = CaptionStore.open(root)
+def _open_repaired(path: Path) -> CaptionStore:
+    """Open the store, rewriting it at once if its last line was torn so every reader can read it."""
+    store = CaptionStore.open(path)
     if store.dropped_torn_line:
         store.save()
     return store
@@ -308,20 +335,33 @@ def _progress(enabled: bool) -> Progress:
                     disable=not enabled)
 
 
-def caption_dataset(dataset_dir: str | Path, captioner: Captioner, batch_size: int = 8, overwrite: bool = False,
-                    progress: bool = True, checkpoint_seconds: float = 5.0) -> CaptionSummary:
-    """Caption every tracklet of a dataset that has no caption from this captioner and prompt yet.
+def _check_store_matches(store: CaptionStore, dataset: VideoReIDDataset) -> None:
+    unknown = sorted({key[0] for key in store.rows} - {str(t.tracklet_id) for t in all_tracklets(dataset)})
+    if unknown:
+        raise DatasetFormatError(unknown_ids_message(store.path, unknown, dataset))
 
-    ``overwrite`` recaptions them all. The file is checkpointed every ``checkpoint_seconds`` so an interrupted
-    run resumes where it stopped.
+
+def caption_dataset(target: CaptionTarget | str | os.PathLike[str], captioner: Captioner, batch_size: int = 8,
+                    overwrite: bool = False, progress: bool = True, checkpoint_seconds: float = 5.0,
+                    announce: Any = None) -> CaptionSummary:
+    """Caption every tracklet of the target that has no caption from this captioner and prompt yet.
+
+    ``target`` is a :class:`CaptionTarget` or a build directory (its training tracklets). ``overwrite``
+    recaptions them all. The store is checkpointed every ``checkpoint_seconds``. ``announce`` receives the
+    :class:`CaptionPlan` before any work starts.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size {batch_size} must be at least 1")
-    root = Path(dataset_dir)
-    store = _open_repaired(root)
-    requests = caption_requests(root, captioner.frames_per_request)
+    if not isinstance(target, CaptionTarget):
+        target = caption_target(target)
+    store = _open_repaired(target.store)
+    _check_store_matches(store, target.dataset)
+    requests = caption_requests(target, captioner)
     current = (captioner.name, captioner.prompt_id)
     todo = [r for r in requests if overwrite or not store.has((r.tracklet_id, *current))]
+    frames = max((len(r.frames) for r in requests), default=0)
+    if announce is not None:
+        announce(CaptionPlan(len(todo), len(requests) - len(todo), frames, batch_size))
     captioner.check_requests(todo)
     order = [r.tracklet_id for r in requests]
 
@@ -333,15 +373,16 @@ def caption_dataset(dataset_dir: str | Path, captioner: Captioner, batch_size: i
             if len(captions) != len(batch):
                 raise ValueError(f"captioner {captioner.name!r} returned {len(captions)} captions for "
                                  f"{len(batch)} requests")
-            for request, caption in zip(batch, captions):
-                store.put(caption_row(request.tracklet_id, caption, *current))
+            rows = [caption_row(request.tracklet_id, caption, *current) for request, caption in zip(batch, captions)]
+            for row in rows:  # the whole batch is checked before any of it is stored
+                store.put(row)
             bar.advance(task, len(batch))
             if time.monotonic() - last_save >= checkpoint_seconds:
                 store.save(current, order)
                 last_save = time.monotonic()
     store.save(current, order)
     return CaptionSummary(captioned=len(todo), cached=len(requests) - len(todo), total=len(requests),
-                          captioner=captioner.name, prompt_id=captioner.prompt_id,
+                          captioner=captioner.name, prompt_id=captioner.prompt_id, store=store.path,
                           dropped_torn_line=store.dropped_torn_line)
 
 
@@ -349,6 +390,7 @@ def caption_dataset(dataset_dir: str | Path, captioner: Captioner, batch_size: i
 class ImportSummary:
     imported: int
     total: int
+    store: Path
     dropped_torn_line: bool = False
 
 
@@ -403,19 +445,38 @@ def read_caption_file(path: Path) -> dict[str, tuple[int, str]]:
     return captions
 
 
-def import_captions(dataset_dir: str | Path, file: str | Path) -> ImportSummary:
-    """Add reviewed captions (JSONL or CSV with tracklet_id, caption); they become the current captions."""
-    root, path = Path(dataset_dir), Path(file)
-    store = _open_repaired(root)
-    known = {str(t.tracklet_id): None for t in all_tracklets(toolkit.load(root))}
+def _few(ids: Sequence[str]) -> str:
+    return ", ".join(repr(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+
+
+def import_captions(target: CaptionTarget | str | os.PathLike[str], file: str | os.PathLike[str]) -> ImportSummary:
+    """Add reviewed captions (JSONL or CSV with tracklet_id, caption); they become the current captions.
+
+    Every id must be a tracklet of the target: an id the dataset does not have, or a test tracklet offered as a
+    training caption (without ``include_test``), is refused, naming the first few, and nothing is written.
+    """
+    if not isinstance(target, CaptionTarget):
+        target = caption_target(target)
+    path = Path(file)
     captions = read_caption_file(path)
-    for tracklet_id, (line_no, _) in captions.items():
-        if tracklet_id not in known:
-            raise DatasetFormatError(f"{path}:{line_no}: tracklet {tracklet_id!r} is not in {root / 'tracklets.csv'}; "
-                                     "fix the id or delete the line")
+    known = {str(t.tracklet_id) for t in all_tracklets(target.dataset)}
+    unknown = [tracklet_id for tracklet_id in captions if tracklet_id not in known]
+    if unknown:
+        raise DatasetFormatError(f"{path}: {len(unknown)} tracklet id(s) are not in {target.dataset.name} "
+                                 f"({_few(unknown)}); fix the ids or delete those lines (`vreid caption --dataset "
+                                 f"{target.dataset.name} --list-ids` prints them)")
+    allowed = [str(t.tracklet_id) for t in target.tracklets]
+    test = [tracklet_id for tracklet_id in captions if tracklet_id not in set(allowed)]
+    if test:
+        raise DatasetFormatError(f"{path}: {len(test)} caption(s) are for test tracklets of {target.describe()} "
+                                 f"({_few(test)}); captions are for training only: delete those lines, or pass "
+                                 "--include-test to keep them for the audit (no run trains on them)")
+    store = _open_repaired(target.store)
+    _check_store_matches(store, target.dataset)
     for tracklet_id, (_, text) in captions.items():
         row = caption_row(tracklet_id, Caption(text, {"source": path.name}), IMPORT_CAPTIONER, IMPORT_PROMPT_ID,
                           reviewed=True)
         store.put(row)
-    store.save((IMPORT_CAPTIONER, IMPORT_PROMPT_ID), list(known))
-    return ImportSummary(imported=len(captions), total=len(known), dropped_torn_line=store.dropped_torn_line)
+    store.save((IMPORT_CAPTIONER, IMPORT_PROMPT_ID), allowed)
+    return ImportSummary(imported=len(captions), total=len(allowed), store=store.path,
+                         dropped_torn_line=store.dropped_torn_line)

@@ -1,11 +1,11 @@
 """Captions written by a multimodal language model: any transformers image-text-to-text model, by name or folder.
 
-Each tracklet is shown to the model as a few evenly spaced crops in one user turn, with a prompt that asks for
-the details that tell teammates apart (hair, skin tone, jersey number, shoes, socks, accessories, build) and
-forbids guessing. Decoding is greedy, so a caption is a function of the frames, the model and the settings
-hashed into the prompt id (batch size and order do not enter it: prompts are padded on the left), which is what
-lets the base cache reuse it. The default is
-``microsoft/Phi-4-multimodal-instruct``, the model the CG-CLIP paper captioned with.
+Each tracklet is shown to the model as a few crops in one user turn, with the prompt of the captioning recipe
+(:mod:`builders.captions.recipe`; by default ``identity``: the details that tell teammates apart, no guessing).
+Decoding is greedy, so a caption is a function of the frames, the model and the settings hashed into the prompt
+id (the recipe id among them; batch size and order do not enter it: prompts are padded on the left), which is what
+lets the base cache reuse it. The default model is ``microsoft/Phi-4-multimodal-instruct``, the model the
+CG-CLIP paper captioned with.
 
 The model is loaded on first use, not when the captioner is built: a re-run whose captions are all cached
 never reads the weights. Offline, a model name that is not in the local cache is an error that says how to
@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from builders.captions.base import CaptionRequest, Captioner, short_hash
+from builders.captions.base import Caption, CaptionRequest, Captioner, short_hash
+from builders.captions.recipe import CaptionRecipe, load_caption_recipe
 from vreid_bench.errors import ConfigError
 
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
@@ -37,18 +38,6 @@ DTYPES: Mapping[str, torch.dtype] = MappingProxyType({
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 })
-
-# An answer with no words (a model that stops at once) reads as the prompt's own word for "cannot tell".
-UNKNOWN = "unknown"
-
-PROMPT = (
-    "These frames show the same person in a sports or dance video. In one sentence, describe what identifies "
-    "this person among others wearing the same uniform: hair (colour, length, style), skin tone, jersey "
-    "number, shoes, socks, accessories (headband, wristband, sleeve, tape, glasses) and build. Use only what "
-    "is clearly visible in the frames; for any of these you cannot see clearly, say 'unknown' rather than "
-    "guess. Do not describe the background, the pose or the action."
-)
-
 
 @dataclass(frozen=True)
 class ModelFamily:
@@ -82,22 +71,18 @@ class MLLMSettings:
     revision: str | None
     device: str
     dtype: str
-    max_new_tokens: int
-    frames: int
+    recipe: CaptionRecipe
     trust_remote_code: bool
     adapter: str | None
 
     def cache_text(self) -> str:
         """The text hashed into the prompt id. The device is left out: it changes speed, not the caption."""
         return "|".join([
-            PROMPT,
+            f"recipe={self.recipe.id}",
             f"model={self.model}",
             f"revision={self.revision or 'default'}",
             f"adapter={self.adapter or 'default'}",
             f"dtype={self.dtype}",
-            f"frames={self.frames}",
-            f"max_new_tokens={self.max_new_tokens}",
-            "decoding=greedy",
         ])
 
 
@@ -151,6 +136,18 @@ def model_class_for(config: Any) -> Any:
     return AutoModelForCausalLM
 
 
+def check_generates_from_images(model: str, config: Any) -> None:
+    """A model that cannot read images (a text-only LM, an image classifier) is refused before its weights load."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    auto_map = getattr(config, "auto_map", None) or {}
+    if (config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or config.model_type in MODEL_FAMILIES
+            or "AutoModelForImageTextToText" in auto_map):
+        return
+    raise ConfigError(f"{model} is a {config.model_type!r} model, not an image-text-to-text model: give a multimodal "
+                      f"model that writes text about images (default {DEFAULT_MODEL})")
+
+
 def model_source(model: str) -> str:
     """What ``from_pretrained`` gets: a local folder (``~`` expanded), which must hold a model, or a hub id."""
     local = Path(model).expanduser()
@@ -173,6 +170,7 @@ def load_model(settings: MLLMSettings) -> LoadedModel:
     common: dict[str, Any] = {"revision": settings.revision, "trust_remote_code": settings.trust_remote_code}
     try:
         config = transformers.AutoConfig.from_pretrained(source, **common)
+        check_generates_from_images(settings.model, config)
         processor = transformers.AutoProcessor.from_pretrained(source, **common)
         model = model_class_for(config).from_pretrained(source, dtype=DTYPES[settings.dtype], **common)
     except OSError as exc:
@@ -225,13 +223,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def chat_prompt(processor: Any, family: ModelFamily, n_images: int) -> str:
+def chat_prompt(processor: Any, family: ModelFamily, n_images: int, prompt: str) -> str:
     """The rendered chat turn for ``n_images`` frames followed by the prompt, ending where the answer starts."""
     if family.image_tag is not None:
         tags = "".join(family.image_tag.format(n=n) for n in range(1, n_images + 1))
-        messages: list[dict[str, Any]] = [{"role": "user", "content": tags + PROMPT}]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": tags + prompt}]
         return processor.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": PROMPT}]
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
     messages = [{"role": "user", "content": content}]
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -245,41 +243,41 @@ def read_frames(paths: Sequence[str]) -> list[Image.Image]:
 
 
 def clean_caption(text: str) -> str:
-    """One line: models break lines and pad with spaces; an empty answer becomes ``unknown``."""
-    return re.sub(r"\s+", " ", text).strip() or UNKNOWN
+    """One line: models break lines and pad with spaces (an empty answer stays empty, and is refused)."""
+    return re.sub(r"\s+", " ", text).strip()
 
 
 class MLLMCaptioner(Captioner):
     """Captions by a transformers multimodal model, greedy and batched; the model is loaded on first use.
 
-    ``model`` is a hub name or a local folder (``hf download NAME --local-dir DIR``). ``trust_remote_code``
-    defaults to True for ``microsoft/Phi-4-multimodal-instruct`` only, whose checkpoint ships its own code; pass
-    it explicitly for any other model that does. ``adapter`` names a LoRA subfolder to activate ("none" for
-    none); by default the family's own (Phi-4-multimodal in transformers' form: ``vision-lora``).
+    ``model`` is a hub name or a local folder (``hf download NAME --local-dir DIR``). ``recipe`` is a captioning
+    recipe name or YAML file (default ``identity``); ``frames`` and ``max_new_tokens`` change that one value of it.
+    ``trust_remote_code`` defaults to True for ``microsoft/Phi-4-multimodal-instruct`` only, whose checkpoint
+    ships its own code; pass it explicitly for any other model that does. ``adapter`` names a LoRA subfolder to
+    activate ("none" for none); by default the family's own (Phi-4-multimodal in transformers' form:
+    ``vision-lora``).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, revision: str | None = None, device: str = "auto",
-                 dtype: str = "auto", max_new_tokens: int = 64, frames: int = 4,
-                 trust_remote_code: bool | None = None, adapter: str | None = None) -> None:
-        if int(max_new_tokens) < 1:
-            raise ConfigError(f"max_new_tokens {max_new_tokens} must be at least 1 (a caption needs ~30-60)")
-        if int(frames) < 1:
-            raise ConfigError(f"frames {frames} must be at least 1 (4 evenly spaced frames is the usual choice)")
+                 dtype: str = "auto", recipe: str | None = None, max_new_tokens: int | None = None,
+                 frames: int | None = None, trust_remote_code: bool | None = None, adapter: str | None = None) -> None:
+        chosen = load_caption_recipe(recipe).with_changes(
+            frames=None if frames is None else int(frames),
+            max_new_tokens=None if max_new_tokens is None else int(max_new_tokens))
         resolved_device = resolve_device(str(device))
         self.settings = MLLMSettings(
             model=str(model),
             revision=revision,
             device=resolved_device,
             dtype=resolve_dtype(str(dtype), resolved_device),
-            max_new_tokens=int(max_new_tokens),
-            frames=int(frames),
+            recipe=chosen,
             trust_remote_code=(str(model) in REMOTE_CODE_MODELS if trust_remote_code is None
                                else bool(trust_remote_code)),
             adapter=adapter,
         )
         self.name = self.settings.model
         self.prompt_id = short_hash(self.settings.cache_text())
-        self.frames_per_request = self.settings.frames
+        self.frames_per_request = chosen.frames
         self._loaded: LoadedModel | None = None
 
     @property
@@ -292,22 +290,34 @@ class MLLMCaptioner(Captioner):
             self._loaded = load_model(self.settings)
         return self._loaded
 
+    @property
+    def recipe(self) -> CaptionRecipe:
+        return self.settings.recipe
+
+    def choose_frames(self, frames: Sequence[str]) -> tuple[str, ...]:
+        return self.settings.recipe.choose_frames(frames)
+
     def check_requests(self, requests: Sequence[CaptionRequest]) -> None:
         """Load the model before any work starts, so a missing model fails at once; only when there is work."""
         if requests:
             self.load()
 
+    def describe_batch(self, requests: Sequence[CaptionRequest]) -> list[Caption]:
+        """Captions, each row naming the captioning recipe it followed."""
+        return [Caption(text, {"recipe": self.settings.recipe.id}) for text in self.caption_batch(requests)]
+
     def caption_batch(self, requests: Sequence[CaptionRequest]) -> list[str]:
         if not requests:
             return []
         loaded = self.load()
-        prompts = [chat_prompt(loaded.processor, loaded.family, len(r.frames)) for r in requests]
+        recipe = self.settings.recipe
+        prompts = [chat_prompt(loaded.processor, loaded.family, len(r.frames), recipe.prompt) for r in requests]
         frames = [read_frames(r.frames) for r in requests]
         images: list[Any] = [img for group in frames for img in group] if loaded.family.image_tag else frames
         inputs = loaded.processor(text=prompts, images=images, padding=True, return_tensors="pt")
         inputs = inputs.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])
         with torch.inference_mode():
-            output = loaded.model.generate(**inputs, max_new_tokens=self.settings.max_new_tokens, do_sample=False,
+            output = loaded.model.generate(**inputs, max_new_tokens=recipe.max_new_tokens, do_sample=False,
                                            num_beams=1, pad_token_id=loaded.processor.tokenizer.pad_token_id)
         answers = output[:, inputs["input_ids"].shape[1]:]  # (B, prompt + new) -> (B, new): drop the prompt
         texts = loaded.processor.batch_decode(answers, skip_special_tokens=True)

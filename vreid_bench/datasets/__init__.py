@@ -102,11 +102,21 @@ def is_toolkit_dataset(path: Path) -> bool:
 
 
 def load(name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+         captions: str = "current", captions_dir: str | os.PathLike[str] | None = None,
          **options: object) -> VideoReIDDataset:
-    """Load a registered dataset by name, or a toolkit dataset directory by path.
+    """Load a registered dataset by name, or a toolkit dataset directory by path, with its captions.
 
-    ``root`` is the dataset's own folder or the folder that holds it (default ``$VREID_DATA``).
+    ``root`` is the dataset's own folder or the folder that holds it (default ``$VREID_DATA``). ``captions``
+    selects the captions its training tracklets carry and ``captions_dir`` moves their store
+    (:func:`vreid_bench.captions.attach_captions`); ``options`` go to the dataset's loader (``split=3``).
     """
+    from vreid_bench.captions import attach_captions
+
+    return attach_captions(_load(name_or_path, root, **options), captions, captions_dir)
+
+
+def _load(name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | None,
+          **options: object) -> VideoReIDDataset:
     path = Path(name_or_path)
     if is_toolkit_dataset(path):
         return _call("vreid_bench.datasets.toolkit:load", path, **options)

@@ -7,7 +7,7 @@ Layout::
                          default_protocol; written last, so a dataset without it is not complete
       tracklets.csv      tracklet_id, pid, camid, split (train|query|gallery), video, first_frame, last_frame,
                          n_frames, dir (relative to <dataset>)
-      captions.jsonl     optional; tracklet_id, caption, captioner, prompt_id, reviewed
+      captions.jsonl     optional; tracklet_id, caption, captioner, prompt_id, reviewed (vreid_bench.captions)
       crops/<video>/<track id>/<tracklet_id>/<frame>.jpg
 
 Identities are video-scoped strings (``<video>:<track id>``); they become integers here (sorted order) and
@@ -51,29 +51,6 @@ def read_manifest(root: Path) -> dict:
     return manifest
 
 
-def read_captions(root: Path, captioner: str | None = None) -> dict[str, str]:
-    """Caption per tracklet id; the last line wins, optionally only lines of one captioner."""
-    path = root / "captions.jsonl"
-    captions: dict[str, str] = {}
-    if not path.is_file():
-        return captions
-    with path.open() as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                tracklet_id, caption = str(row["tracklet_id"]), str(row["caption"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetFormatError(
-                    f"{path}:{line_no}: expected a JSON object with tracklet_id and caption ({exc}); "
-                    "fix the line or re-run `vreid caption`"
-                ) from None
-            if captioner is None or row.get("captioner") == captioner:
-                captions[tracklet_id] = caption
-    return captions
-
-
 def _frame_key(name: str) -> tuple[int, str]:
     stem = os.path.splitext(name)[0]
     return (int(stem), name) if stem.isdigit() else (1 << 62, name)
@@ -87,7 +64,7 @@ def list_frames(directory: Path) -> tuple[str, ...]:
     return tuple(str(directory / n) for n in names)
 
 
-def load(root: str | os.PathLike[str], captioner: str | None = None, check_frames: bool = True) -> VideoReIDDataset:
+def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDataset:
     root = Path(root)
     manifest = read_manifest(root)
     table_path = root / "tracklets.csv"
@@ -101,7 +78,6 @@ def load(root: str | os.PathLike[str], captioner: str | None = None, check_frame
     if bad_split:
         raise DatasetFormatError(f"{table_path}: unknown split values {bad_split}; expected train, query or gallery")
 
-    captions = read_captions(root, captioner)
     pid_names = sorted(set(table["pid"]))
     pid_number = {name: number for number, name in enumerate(pid_names)}
     splits: dict[str, list[Tracklet]] = {s: [] for s in SPLITS}
@@ -119,7 +95,7 @@ def load(root: str | os.PathLike[str], captioner: str | None = None, check_frame
             raise DatasetFormatError(f"{table_path}:{row_no}: {directory} holds no frames; rebuild the dataset")
         splits[row.split].append(
             Tracklet(frames=frames, pid=pid_number[row.pid], camid=int(row.camid), video=str(row.video),
-                     caption=captions.get(row.tracklet_id), tracklet_id=row.tracklet_id)
+                     tracklet_id=row.tracklet_id)
         )
     return VideoReIDDataset(
         name=str(manifest.get("name", root.name)),

@@ -3,7 +3,8 @@
 Layout::
 
     <out>/<dataset name>/<model>-<protocol name>-<identity hash>/
-      config.yaml      model, seed, pretrained weights, dataset {name, source, root, fingerprint, options},
+      config.yaml      model, seed, pretrained weights, dataset {name, source, root, fingerprint, options,
+                       captions (store, selector, count, sha256, sources: where the model trains on them)},
                        protocol, recipe (every value), recipe name and hash
       recipe.yaml      the resolved recipe with each value's source, as `vreid recipe show` prints it
       log.jsonl        one JSON object per training step, epoch and intermediate evaluation
@@ -24,7 +25,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class DatasetRecord:
     root: str | None = None
     fingerprint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # loader options, e.g. the split of iLIDS-VID
+    captions: dict[str, Any] | None = None  # CaptionSet.to_dict() of the training captions, where the model uses them
 
     @classmethod
     def of(cls, dataset: VideoReIDDataset, source: str | None = None, root: str | None = None) -> "DatasetRecord":
@@ -65,12 +67,18 @@ class DatasetRecord:
             root = root if root is not None else dataset.root
         root = str(Path(root).resolve()) if root is not None else None
         options = {"split": dataset.notes["split"]} if "split" in dataset.notes else {}
-        return cls(name=dataset.name, source=source, root=root, fingerprint=dataset.fingerprint, options=options)
+        captions = dataset.captions.to_dict() if dataset.captions is not None else None
+        return cls(name=dataset.name, source=source, root=root, fingerprint=dataset.fingerprint, options=options,
+                   captions=captions)
+
+    def without_captions(self) -> "DatasetRecord":
+        return replace(self, captions=None) if self.captions is not None else self
 
     def load(self) -> VideoReIDDataset:
+        """The dataset again, for evaluation: without captions, which no model reads at inference."""
         from vreid_bench.datasets import load
 
-        dataset = load(self.source, root=self.root, **self.options)
+        dataset = load(self.source, root=self.root, captions="none", **self.options)
         if self.fingerprint and dataset.fingerprint and dataset.fingerprint != self.fingerprint:
             raise DatasetNotFoundError(
                 f"dataset {self.name!r} at {self.source} has changed since this run (fingerprint "
@@ -124,7 +132,12 @@ class RunRecord:
     @classmethod
     def create(cls, model: str, dataset: DatasetRecord, protocol: Protocol, recipe: Recipe, seed: int = 0,
                pretrained: str | None = None) -> "RunRecord":
-        """A record whose weights are described now (a local file read and hashed)."""
+        """A record whose weights are described now (a local file read and hashed); the dataset's captions are
+        kept only where the model trains on them, so they name (and re-run) only the runs they change."""
+        from vreid_bench.models import uses_dataset_captions
+
+        if not uses_dataset_captions(model, recipe.model):
+            dataset = dataset.without_captions()
         return cls(model, dataset, protocol, recipe, seed, pretrained, describe_weights(pretrained))
 
     def identity_hash(self) -> str:
@@ -137,6 +150,8 @@ class RunRecord:
             "protocol": self.protocol.hash(),
             "dataset": [self.dataset.fingerprint or self.dataset.name, self.dataset.options],
         }
+        if self.dataset.captions:
+            payload["captions"] = self.dataset.captions["sha256"]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -147,7 +162,8 @@ class RunRecord:
             "pretrained": self.pretrained,
             "weights": self.weights,
             "dataset": {"name": self.dataset.name, "source": self.dataset.source, "root": self.dataset.root,
-                        "fingerprint": self.dataset.fingerprint, "options": self.dataset.options},
+                        "fingerprint": self.dataset.fingerprint, "options": self.dataset.options,
+                        "captions": self.dataset.captions},
             "protocol": self.protocol.to_dict(),
             "recipe_name": self.recipe.name,
             "recipe_hash": self.recipe.hash(),

@@ -123,6 +123,12 @@ def model_config(name: str, **overrides: object) -> Any:
     return build_dataclass(_import(entry.config), dict(overrides), f"model {entry.name} setting")
 
 
+def uses_dataset_captions(name: str, settings: dict[str, object]) -> bool:
+    """Whether model ``name`` with these settings trains on the dataset's captions (its config's
+    ``uses_dataset_captions``; False for models without one): only then do the captions decide its result."""
+    return bool(getattr(model_config(name, **settings), "uses_dataset_captions", False))
+
+
 def stage_settings(name: str, stages: dict[str, dict[str, object]]) -> dict[str, object]:
     """The recipe's ``stages`` section checked against model ``name``'s stages: ``{stage: settings dataclass}``,
     every stage the model has included (its defaults where the recipe is silent)."""
@@ -175,4 +181,5 @@ def _type_name(annotation: object) -> str:
 
 
 __all__ = ["BUILTIN_MODELS", "MODELS", "ConfigField", "ModelEntry", "ModelInfo", "config_class", "create",
-           "get_model_entry", "list_models", "model_config", "register_model", "stage_settings"]
+           "get_model_entry", "list_models", "model_config", "register_model", "stage_settings",
+           "uses_dataset_captions"]
