@@ -154,3 +154,19 @@ def test_the_caption_study_trains_every_condition_and_writes_its_table_and_plot(
 
     assert cli.main(args) == 0  # a second run trains nothing again
     assert capsys.readouterr().out.count("skipped, a finished run") == 4
+
+
+def test_clip_similarity_is_a_cosine_matrix_and_clip_without_weights_says_how(monkeypatch) -> None:
+    import numpy as np
+
+    from builders.captions import audit as audit_module
+    from vreid_bench.errors import ConfigError
+
+    similar = audit_module.clip_similarity("none", backbone="tiny")  # random weights: the code path, not the values
+    matrix = similar(["white shoes", "black hair", "white shoes"])
+    assert matrix.shape == (3, 3) and np.allclose(np.diag(matrix), 1.0, atol=1e-5)
+    assert matrix[0, 2] == pytest.approx(1.0, abs=1e-5) and matrix[0, 1] < 1.0
+    monkeypatch.setattr(audit_module, "cached_clip_weights", lambda *args: None)
+    with pytest.raises(ConfigError, match="--clip-weights FILE"):
+        audit_module.choose_similarity("clip", None)
+    assert audit_module.choose_similarity("auto", None)[0].startswith("content-word Jaccard")
