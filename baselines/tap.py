@@ -150,8 +150,16 @@ def _load_resnet_weights(model: nn.Module, architecture: ResNetArchitecture, pre
     if os.path.isfile(pretrained):
         state = read_state_dict(pretrained)
     elif pretrained == "imagenet" and architecture.name == "resnet50":
+        import torch
         from torchvision.models import ResNet50_Weights
 
+        from vreid_bench.net import require_download
+
+        url = ResNet50_Weights.IMAGENET1K_V1.url
+        if not os.path.isfile(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))):
+            require_download(url, "the ImageNet ResNet-50 weights", "pass a local file with "
+                             "pretrained=/path/to/resnet50.pth (--pretrained), or pretrained='none' for random "
+                             "initialisation")
         try:
             state = ResNet50_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
         except Exception as exc:  # every download failure reads the same to a user

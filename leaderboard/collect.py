@@ -3,11 +3,12 @@
 The leaderboard reads only what a run leaves behind (``config.yaml`` and ``metrics*.json``), so results from
 other machines or older checkouts can be compared as long as their files are there. Every ``metrics*.json`` in
 a run directory is one result: ``metrics.json`` under the run's own protocol, ``metrics-<protocol>.json`` from
-``vreid eval --protocol`` under another. A run directory with ``config.yaml`` and no ``metrics.json`` is an
-unfinished (or failed) run and is listed as such, never ranked.
+``vreid eval --protocol`` under another. ``metrics@<dataset>-<protocol>.json`` from ``vreid eval RUN --dataset OTHER`` on another dataset. A run directory
+with ``config.yaml`` and no ``metrics.json`` is an unfinished (or failed) run and is listed as such, never ranked.
 
-Results are only ever ranked together inside one group of :data:`GROUP_KEYS`: the same dataset content
-(fingerprint) evaluated under the same protocol. The group's protocol key is its family hash (the protocol hash
+Results are only ever ranked together inside one group of :data:`GROUP_KEYS`: models trained on the same dataset
+content and tested on the same dataset content (fingerprints) under the same protocol; a group whose training
+and test datasets differ is a cross-dataset table. The group's protocol key is its family hash (the protocol hash
 without the split), so the 10 splits of iLIDS-VID form one table; each result keeps its split, seed and recipe,
 and the table aggregates them (:mod:`leaderboard.tables`).
 """
@@ -24,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from leaderboard.reported import ReportedResult, reported_for
+from leaderboard.visrank import read_visrank
 from vreid_bench.engine.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -34,7 +36,8 @@ from vreid_bench.engine.rundir import (
 )
 from vreid_bench.errors import DatasetNotFoundError, VreidError
 
-GROUP_KEYS = ("dataset", "dataset_fingerprint", "protocol", "protocol_family")
+GROUP_KEYS = ("train_dataset", "train_dataset_fingerprint", "dataset", "dataset_fingerprint", "protocol",
+              "protocol_family")
 RANKS = (1, 5, 10, 20)
 REQUIRED_METRICS = ("model", "dataset", "protocol", "protocol_hash", "mAP", "cmc")
 
@@ -56,11 +59,12 @@ COLUMNS = (
 @dataclass(frozen=True)
 class RunExtras:
     """What a report shows beside its tables: the protocol sensitivity of runs that have one (``vreid eval RUN
-    --sensitivity``, by run directory) and the audits of the captions runs trained on (``vreid caption audit``,
-    by audit folder)."""
+    --sensitivity``, by run directory), the audits of the captions runs trained on (``vreid caption audit``, by
+    audit folder) and the ranked lists drawn for runs (``vreid visrank``)."""
 
     sensitivity: tuple[tuple[str, dict[str, Any]], ...] = ()
     caption_audits: tuple[tuple[str, dict[str, Any]], ...] = ()
+    ranked_lists: tuple[tuple[str, dict[str, Any]], ...] = ()  # (visrank folder, its index.json), ``vreid visrank``
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,20 @@ class RunCollection:
 
 @dataclass(frozen=True)
 class ResultGroup:
-    """Results that may be ranked together: one dataset fingerprint under one protocol hash."""
+    """Results that may be ranked together: trained on one dataset fingerprint, tested on one dataset fingerprint
+    under one protocol hash."""
 
+    train_dataset: str
+    train_dataset_fingerprint: str
     dataset: str
     dataset_fingerprint: str
     protocol: str
     protocol_family: str
     rows: pd.DataFrame
+
+    @property
+    def cross_dataset(self) -> bool:
+        return self.train_dataset_fingerprint != self.dataset_fingerprint
 
     @property
     def measured(self) -> pd.DataFrame:
@@ -92,6 +103,8 @@ class ResultGroup:
 
     @property
     def title(self) -> str:
+        if self.cross_dataset:
+            return f"cross-dataset: trained on {self.train_dataset}, tested on {self.dataset} — {self.protocol}"
         return f"{self.dataset} — {self.protocol}"
 
     @property
@@ -105,13 +118,17 @@ class ResultGroup:
         """What makes the table's results comparable, so two tables are never mistaken for one."""
         fingerprint = self.dataset_fingerprint[:12] if self.dataset_fingerprint else "none recorded"
         splits = f", mean ± std over its {self.num_splits} splits" if self.num_splits else ""
-        return (f"dataset {self.dataset} (fingerprint {fingerprint}), protocol {self.protocol} "
+        trained = (f"trained on {self.train_dataset} (fingerprint {self.train_dataset_fingerprint[:12]}), tested on "
+                   if self.cross_dataset else "")
+        return (f"{trained}dataset {self.dataset} (fingerprint {fingerprint}), protocol {self.protocol} "
                 f"(hash {self.protocol_family}){splits}")
 
     @property
     def slug(self) -> str:
         """A file-name-safe name, unique per group (the hashes tell same-named groups apart)."""
         parts = [self.dataset, self.protocol, self.protocol_family[:8], (self.dataset_fingerprint or "none")[:8]]
+        if self.cross_dataset:
+            parts = [f"from-{self.train_dataset}", (self.train_dataset_fingerprint or "none")[:8], *parts]
         return "-".join("".join(c if c.isalnum() or c in "-_." else "_" for c in part) for part in parts)
 
 
@@ -137,9 +154,12 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     cmc = [float(x) for x in metrics["cmc"]]
+    fingerprint = str(metrics.get("dataset_fingerprint") or "")
     return {
+        "train_dataset": str(metrics.get("train_dataset") or metrics["dataset"]),
+        "train_dataset_fingerprint": str(metrics.get("train_dataset_fingerprint") or fingerprint),
         "dataset": str(metrics["dataset"]),
-        "dataset_fingerprint": str(metrics.get("dataset_fingerprint") or ""),
+        "dataset_fingerprint": fingerprint,
         "protocol": str(metrics["protocol"]),
         "protocol_family": str(metrics.get("protocol_family") or metrics["protocol_hash"]),
         "protocol_hash": str(metrics["protocol_hash"]),
@@ -199,6 +219,8 @@ def pending_row(record: RunRecord, run_dir: Path, status: str = UNFINISHED,
                 note: str = UNFINISHED_NOTE) -> dict[str, Any]:
     """A run without results (unfinished, or failed in ``vreid compare``), placed in its group by its config."""
     return {
+        "train_dataset": record.dataset.name,
+        "train_dataset_fingerprint": record.dataset.fingerprint or "",
         "dataset": record.dataset.name,
         "dataset_fingerprint": record.dataset.fingerprint or "",
         "protocol": record.protocol.name,
@@ -273,7 +295,9 @@ def collect_runs(roots: Iterable[str | os.PathLike[str]]) -> RunCollection:
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     sensitivity: list[tuple[str, dict[str, Any]]] = []
+    ranked: list[tuple[str, dict[str, Any]]] = []
     for run_dir in find_run_dirs(roots):
+        ranked.extend((str(folder), index) for folder, index in read_visrank(run_dir))
         try:
             rows.extend(read_run(run_dir))
         except (ValueError, VreidError) as exc:
@@ -289,7 +313,8 @@ def collect_runs(roots: Iterable[str | os.PathLike[str]]) -> RunCollection:
         raise DatasetNotFoundError(f"no run results under {where}; train some with `vreid run` or "
                                    "`vreid compare`, or give the folder they wrote to")
     return RunCollection(frame_from_rows(rows), tuple(problems),
-                         RunExtras(tuple(sensitivity), caption_audits(row.get("captions_info") for row in rows)))
+                         RunExtras(tuple(sensitivity), caption_audits(row.get("captions_info") for row in rows),
+                                   tuple(ranked)))
 
 
 def caption_audits(captions: Iterable[dict[str, Any] | None]) -> tuple[tuple[str, dict[str, Any]], ...]:
@@ -310,7 +335,7 @@ def caption_audits(captions: Iterable[dict[str, Any] | None]) -> tuple[tuple[str
 
 def reported_rows(benchmark: str | None, dataset: str, fingerprint: str, protocol: str,
                   protocol_family: str) -> list[dict[str, Any]]:
-    """Published numbers on ``benchmark``, placed beside one measured group (metrics as fractions)."""
+    """Published numbers on ``benchmark``, placed beside one measured (in-dataset) group (metrics as fractions)."""
     return [_reported_row(result, dataset, fingerprint, protocol, protocol_family) for result in reported_for(benchmark)]
 
 
@@ -319,7 +344,8 @@ def _reported_row(result: ReportedResult, dataset: str, fingerprint: str, protoc
     def fraction(value: float | None) -> float | None:
         return None if value is None else value / 100
 
-    return {"dataset": dataset, "dataset_fingerprint": fingerprint, "protocol": protocol,
+    return {"train_dataset": dataset, "train_dataset_fingerprint": fingerprint,
+            "dataset": dataset, "dataset_fingerprint": fingerprint, "protocol": protocol,
             "protocol_family": protocol_family, "model": result.model, "label": result.display_name,
             "source": REPORTED, "status": FINISHED, "mAP": fraction(result.mAP), "R1": fraction(result.rank1),
             "cmc": [], "reference": result.source, "note": result.note, "benchmark": result.benchmark}
@@ -331,18 +357,17 @@ def with_reported(frame: pd.DataFrame) -> pd.DataFrame:
     measured = frame[frame["source"] == MEASURED]
     extra = []
     for key, rows in measured.groupby(list(GROUP_KEYS), sort=True):
+        _, train_fingerprint, dataset, fingerprint, protocol, family = key
         benchmarks = {b for b in rows["benchmark"] if b}
-        if len(benchmarks) == 1:
-            extra += reported_rows(benchmarks.pop(), *key)
+        if len(benchmarks) == 1 and train_fingerprint == fingerprint:  # papers report in-dataset results only
+            extra += reported_rows(benchmarks.pop(), dataset, fingerprint, protocol, family)
     if not extra:
         return frame
     return frame_from_rows([*frame.to_dict("records"), *extra])
 
 
 def result_groups(frame: pd.DataFrame) -> list[ResultGroup]:
-    """One :class:`ResultGroup` per (dataset, fingerprint, protocol, protocol family), in sorted order."""
-    groups = []
-    for key, rows in frame.groupby(list(GROUP_KEYS), sort=True):
-        dataset, fingerprint, protocol, family = key
-        groups.append(ResultGroup(dataset, fingerprint, protocol, family, rows.reset_index(drop=True)))
-    return groups
+    """One :class:`ResultGroup` per :data:`GROUP_KEYS` value, in-dataset tables first, each kind in sorted order."""
+    groups = [ResultGroup(*key, rows.reset_index(drop=True))
+              for key, rows in frame.groupby(list(GROUP_KEYS), sort=True)]
+    return sorted(groups, key=lambda group: group.cross_dataset)

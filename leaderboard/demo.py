@@ -27,6 +27,7 @@ from leaderboard.collect import RunExtras, caption_audits
 from leaderboard.compare import CompareResult, canonical_models, compare_models
 from leaderboard.report import write_leaderboard
 from leaderboard.tables import Leaderboard, build_leaderboards
+from leaderboard.visrank import read_visrank, write_visrank
 from vreid_bench.data import VideoReIDDataset
 from vreid_bench.engine.config import RunOptions
 from vreid_bench.errors import ConfigError
@@ -38,6 +39,7 @@ DATASET_NAME = "sports-demo"  # not "sportsvreid": the paper's numbers on Sports
 # Changes to every model's recipe: tiny models from random weights at 128×64, a from-scratch learning rate, a
 # short warm-up, no steps, and 4 identities per batch (the footage has 20 training identities: CLIP-ReID's 16 per
 # batch would make one step an epoch).
+HARDEST_DRAWN = 3  # ranked lists drawn per model for the report: its lowest-AP queries
 DEMO_SETS = (
     "model.backbone=tiny", "input.height=128", "input.width=64", "optimizer.lr=1e-3", "schedule.warmup_epochs=1",
     "schedule.milestones=[]", "sampler.ids_per_batch=4",
@@ -220,7 +222,13 @@ def run_demo(config: DemoConfig = DemoConfig(), announce: Announce | None = None
         chance = chance_level(dataset, protocol)
         floor = f"chance level (random features): mAP {100 * chance.mAP:.1f}, R1 {100 * chance.rank1:.1f}"
         notes = [demonstration_note(boards), f"{floor}."]
-        extras = RunExtras(caption_audits=caption_audits((o.metrics or {}).get("captions") for o in compared.outcomes))
+        ranked = []
+        for outcome in compared.outcomes:
+            if outcome.metrics:
+                write_visrank(outcome.run_dir, queries=HARDEST_DRAWN, worst=True, top=8, progress=False)
+                ranked.extend((str(folder), index) for folder, index in read_visrank(outcome.run_dir))
+        extras = RunExtras(caption_audits=caption_audits((o.metrics or {}).get("captions") for o in compared.outcomes),
+                           ranked_lists=tuple(ranked))
         write_leaderboard(config.report_path, boards, "html", sources=[str(config.runs_dir)], notes=notes,
                           extras=extras)
         for path, fmt in zip(config.leaderboard_paths, ("md", "csv")):

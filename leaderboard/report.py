@@ -49,6 +49,7 @@ td { white-space: nowrap; }
 img.cmc { max-width: 40rem; width: 100%; border: 1px solid #e5e9ed; }
 img.efficiency { max-width: 60rem; width: 100%; border: 1px solid #e5e9ed; }
 img.audit { max-width: 64rem; width: 100%; border: 1px solid #e5e9ed; }
+img.visrank { max-width: 100%; border: 1px solid #e5e9ed; }
 tr.tied th::after { content: " ≈"; color: #57606a; }
 h3 { font-size: 1rem; margin-top: 1.4rem; }
 """
@@ -152,6 +153,30 @@ def caption_audit_section(audits: Sequence[tuple[str, dict]]) -> str:
     return "\n".join(parts)
 
 
+HARDEST_SHOWN = 3
+
+
+def ranked_lists_section(ranked: Sequence[tuple[str, dict]]) -> str:
+    """Each run's hardest queries (lowest AP) among the ranked lists ``vreid visrank`` drew for it."""
+    if not ranked:
+        return ""
+    parts = ["<h2>Hardest queries</h2>",
+             '<p class="meta">Per run, the queries with the lowest AP among those `vreid visrank` drew: the query, '
+             "then its top gallery tracklets, green for a true match, red for a wrong one.</p>"]
+    for folder, index in ranked:
+        entries = sorted((e for e in index.get("queries", []) if e.get("ap") is not None), key=lambda e: e["ap"])
+        shown = [e for e in entries if (Path(folder) / e["file"]).is_file()][:HARDEST_SHOWN]
+        if not shown:
+            continue
+        parts.append(f"<h3>{html.escape(str(index.get('model', '')))} — {html.escape(str(index.get('protocol', '')))} "
+                     f'<span class="meta">({html.escape(str(index.get("run_dir", folder)))})</span></h3>')
+        for entry in shown:
+            alt = f"query {entry['query']}: AP {100 * entry['ap']:.1f} %, first true match at rank {entry['first_rank']}"
+            parts.append(f'<p class="meta">{html.escape(alt)}</p>'
+                         + _png_tag("visrank", alt, (Path(folder) / entry["file"]).read_bytes()))
+    return "\n".join(parts)
+
+
 def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard", sources: Sequence[str] = (),
                   problems: Sequence[str] = (), notes: Sequence[str] = (), max_rank: int = DEFAULT_MAX_RANK,
                   extras: RunExtras = RunExtras()) -> str:
@@ -164,6 +189,8 @@ def render_report(boards: Sequence[Leaderboard], title: str = "vreid leaderboard
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(meta)}</p>']
     body += [f'<p class="meta">{html.escape(note)}</p>' for note in notes]
     body += [board_section(board, max_rank) for board in boards]
+    if extras.ranked_lists:
+        body.append(ranked_lists_section(extras.ranked_lists))
     if extras.caption_audits:
         body.append(caption_audit_section(extras.caption_audits))
     if extras.sensitivity:

@@ -425,7 +425,7 @@ def to_csv(boards: Sequence[Leaderboard]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for board in boards:
-        key = [board.group.dataset, board.group.dataset_fingerprint, board.group.protocol, board.group.protocol_family]
+        key = [getattr(board.group, name) for name in GROUP_KEYS]
         queries = board.significance.queries if board.significance is not None and board.significance.queries else ""
         for row in board.measured:
             sig = row.significance

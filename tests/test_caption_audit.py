@@ -166,7 +166,9 @@ def test_clip_similarity_is_a_cosine_matrix_and_clip_without_weights_says_how(mo
     matrix = similar(["white shoes", "black hair", "white shoes"])
     assert matrix.shape == (3, 3) and np.allclose(np.diag(matrix), 1.0, atol=1e-5)
     assert matrix[0, 2] == pytest.approx(1.0, abs=1e-5) and matrix[0, 1] < 1.0
-    monkeypatch.setattr(audit_module, "cached_clip_weights", lambda *args: None)
+    from vreid_bench.models import clip_backbone
+
+    monkeypatch.setattr(clip_backbone, "cached_clip_weights", lambda *args: None)
     with pytest.raises(ConfigError, match="--clip-weights FILE"):
         audit_module.choose_similarity("clip", None)
     assert audit_module.choose_similarity("auto", None)[0].startswith("content-word Jaccard")

@@ -8,6 +8,9 @@ has no CPU kernel); its only loss is cross-entropy, a per-sample mean.
 
 from __future__ import annotations
 
+import csv
+import importlib.util
+import io
 import json
 import socket
 from pathlib import Path
@@ -16,11 +19,9 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 import yaml
-from torch import nn
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from vreid_bench.clips import EvalClips, normalize_clips
 from vreid_bench.cli import main
@@ -34,11 +35,10 @@ from vreid_bench.engine.rundir import DatasetRecord, RunRecord, run_dir_for
 from vreid_bench.engine.train import build_training_data, eval_run, run_training
 from vreid_bench.errors import ConfigError, VreidError
 from vreid_bench.evaluation import evaluate_features
-from vreid_bench.models import MODELS, register_model
-from vreid_bench.models.base import ReIDModel, TrainingData
 from vreid_bench.protocol import apply_protocol_overrides, get_protocol
 from vreid_bench.recipe import Recipe, ScheduleSpec, resolve
 
+from tiny_reid import TinyReID, tiny_factory
 from toolkit_fixture import write_identity_dataset
 
 H, W, T = 32, 16, 4
@@ -50,53 +50,6 @@ METRICS_KEYS = {"model", "dataset", "dataset_fingerprint", "protocol", "protocol
                 "num_valid_queries", "num_skipped_queries", "params", "training_params", "gflops_per_clip",
                 "clips_per_s", "inference_dtype", "seed", "git_rev", "wall_s", "epochs", "device", "recipe",
                 "recipe_hash", "split", "query_ap", "query_first_rank", "query_digest", "weights"}
-
-
-class TinyReID(ReIDModel):
-    """Frames average-pooled to 8×4 cells, one linear embedding, temporal mean; CE on a linear classifier."""
-
-    def __init__(self, num_ids: int, image_size: tuple[int, int], dim: int = 16, dropout: float = 0.0,
-                 prepare_error: str | None = None) -> None:
-        super().__init__()
-        cells = 3 * (image_size[0] // 4) * (image_size[1] // 4)
-        self.embed = nn.Linear(cells, dim)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(dim, num_ids)
-        self.feature_dim = dim
-        self.prepare_error = prepare_error
-
-    def forward(self, clips, camids, labels=None):
-        batch, length = clips.shape[:2]
-        cells = F.avg_pool2d(clips.flatten(0, 1), 4).flatten(1)  # (B*T, 3, H, W) -> (B*T, 3*H/4*W/4)
-        feats = self.embed(cells).view(batch, length, -1).mean(1)  # (B, T, D) -> (B, D)
-        if not self.training:
-            return feats
-        return {"logits": self.classifier(self.dropout(feats))}
-
-    def losses(self, outputs, labels):
-        return {"id": F.cross_entropy(outputs["logits"], labels)}
-
-    def prepare(self, data: TrainingData) -> None:
-        if self.prepare_error:
-            raise VreidError(self.prepare_error)
-
-
-def tiny_factory(name, *, num_ids, num_cams, pretrained, image_size, seq_len, **overrides):
-    return TinyReID(num_ids, image_size, **overrides)
-
-
-@dataclass
-class TinyConfig:
-    dim: int = 16
-    dropout: float = 0.0
-
-
-def _registered_factory(config, *, num_ids, num_cams, pretrained, image_size, seq_len):
-    return TinyReID(num_ids, image_size, dim=config.dim, dropout=config.dropout)
-
-
-if "tiny" not in [name.lower() for name in MODELS.names()]:
-    register_model("tiny", _registered_factory, TinyConfig, "the harness tests' model")
 
 
 def small_recipe(*sets: str, epochs: int = 2, lr: float = 1e-2) -> Recipe:
@@ -327,6 +280,23 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(dataset_dir, tmp_path,
     weights_b = torch.load(resumed.run_dir / "model.pt", weights_only=True)
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
     assert resumed.metrics["mAP"] == straight.metrics["mAP"]
+
+    # The curves of the resumed run are the straight run's: every step once, with the same values.
+    def without_times(text: str) -> list[dict[str, str]]:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert without_times((resumed.run_dir / "scalars.csv").read_text()) == without_times(
+        (straight.run_dir / "scalars.csv").read_text())
+    if importlib.util.find_spec("tensorboard") is not None:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        curves = []
+        for run_dir in (straight.run_dir, resumed.run_dir):
+            events = EventAccumulator(str(run_dir / "tensorboard"))
+            events.Reload()
+            curves.append([(e.step, round(e.value, 6)) for e in events.Scalars("train/loss")])
+        assert curves[1] == curves[0] and len({step for step, _ in curves[1]}) == len(curves[1])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -412,7 +412,7 @@ def test_written_files_and_plots(boards, tmp_path):
     for png in plots.values():
         assert f"](board-cmc/{png.name})" in text
         assert Image.open(png).format == "PNG"
-    for fmt, check in (("csv", lambda t: t.startswith("dataset,")), ("latex", lambda t: r"\begin{tabular}" in t),
+    for fmt, check in (("csv", lambda t: t.startswith("train_dataset,")), ("latex", lambda t: r"\begin{tabular}" in t),
                        ("html", lambda t: t.startswith("<!DOCTYPE html>"))):
         out, _ = write_leaderboard(tmp_path / f"board.{fmt}", boards, fmt)
         assert check(out.read_text())

@@ -11,13 +11,13 @@ from rich.table import Table
 def datasets() -> None:
     """List the registered datasets."""
     from vreid_bench.cli import console
-    from vreid_bench.datasets import REGISTRY, data_root
+    from vreid_bench.datasets import DATASETS, data_root
 
     table = Table(title=f"Registered datasets (data root: {data_root()})")
     table.add_column("name", no_wrap=True)
     for column in ("aliases", "folder", "about", "options"):
         table.add_column(column, overflow="fold")
-    for entry in REGISTRY:
+    for entry in DATASETS.entries():
         table.add_row(entry.name, ", ".join(entry.aliases), entry.folder, entry.summary, entry.options)
     console.print(table)
     console.print("A dataset directory made by `vreid build` is loaded by its path as well.")

@@ -183,7 +183,8 @@ def evaluate(
     weights: Optional[Path] = typer.Option(None, "--weights", help="A weights file to evaluate without a run "
                                            "directory: vreid's model.pt, or the authors' TF-CLIP / CLIP-ReID."),
     model: Optional[str] = typer.Option(None, "--model", help="With --weights: the model they belong to."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="With --weights: the dataset to evaluate on."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="With --weights: the dataset to evaluate on; with "
+                                          "a run directory: another dataset (cross-dataset evaluation)."),
     root: Optional[str] = typer.Option(None, "--root", help="Dataset folder, or the folder holding it."),
     split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="With --weights: the recipe whose input the "
@@ -217,8 +218,12 @@ def evaluate(
         return
     if run_dir is None:
         raise ConfigError("give a run directory (`vreid run` printed it), or --weights FILE --model M --dataset D")
+    if dataset is not None:
+        _evaluate_cross_dataset(run_dir, dataset, root, parse_split(split), protocol, sets, options)
+        return
     if split is not None:
-        raise ConfigError("a run is evaluated on the split it was trained on: leave out --split")
+        raise ConfigError("a run is evaluated on the split it was trained on: leave out --split (or give --dataset "
+                          "for another dataset)")
     recipe_keys = [item for item in sets if not item.startswith("protocol.")]
     if recipe_keys:
         raise ConfigError(f"--set {recipe_keys[0]}: a finished run keeps its recipe; only protocol.<key> applies")
@@ -236,6 +241,25 @@ def evaluate(
     metrics = eval_run(run_dir, protocol_name=protocol, protocol_overrides=overrides, options=options)
     if _is_main_process():
         console.print(results_table([metrics], f"{metrics.get('model')} on {metrics.get('dataset')}"))
+
+
+def _evaluate_cross_dataset(run_dir: Path, dataset: str, root: str | None, split: int | str | None,
+                            protocol: str | None, sets: list[str], options: "RunOptions") -> None:
+    """A run evaluated on another dataset (each split in turn with ``--split all``), results in its directory."""
+    from vreid_bench.cli import console
+    from vreid_bench.engine.train import eval_on_dataset
+    from vreid_bench.errors import ConfigError
+
+    recipe_keys = [item for item in sets if not item.startswith("protocol.")]
+    if recipe_keys:
+        raise ConfigError(f"--set {recipe_keys[0]}: a finished run keeps its recipe; only protocol.<key> applies")
+    rows = []
+    for data in datasets_for(dataset, root, split, captions="none"):
+        rows.append(eval_on_dataset(run_dir, data, protocol_from(protocol, data.default_protocol, sets), options))
+    if _is_main_process():
+        console.print(results_table(rows, f"{rows[0].get('model')} trained on {rows[0].get('train_dataset')}, tested "
+                                    f"on {rows[0].get('dataset')} (cross-dataset)"))
+        console.print(f"written to {run_dir} (metrics@{rows[0].get('dataset')}-*.json)", highlight=False)
 
 
 def sensitivity_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -293,6 +317,29 @@ def export(
                   f"dimension {saved.query.shape[1]} ({saved.sampling} test clips)", highlight=False)
 
 
+def visrank(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    queries: int = typer.Option(10, "--queries", help="Number of queries drawn (0: all of them)."),
+    worst: bool = typer.Option(False, "--worst", help="The queries with the lowest AP first."),
+    top: int = typer.Option(10, "--top", help="Gallery tracklets shown per query."),
+    frames: int = typer.Option(3, "--frames", help="Frames shown per tracklet."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Rank under another protocol."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNGs (default: "
+                                       "RUN_DIR/visrank/<protocol>/)."),
+) -> None:
+    """Ranked-list pictures: each query, then its top gallery tracklets, green for a true match, red for a wrong one."""
+    from leaderboard.visrank import VisrankLayout, write_visrank
+    from vreid_bench.cli import console
+    from vreid_bench.errors import ConfigError
+
+    if frames < 1 or queries < 0:
+        raise ConfigError("--frames must be at least 1 and --queries 0 (all) or more")
+    written = write_visrank(run_dir, out, protocol, queries or None, worst, top, VisrankLayout(frames=frames))
+    where = written[0].parent if written else out
+    console.print(f"wrote {len(written)} ranked lists to {where} (index.json lists each query's AP and first "
+                  "true-match rank)", highlight=False)
+
+
 def models() -> None:
     """List the models and their settings (set them with --set model.<key>=value)."""
     from vreid_bench.cli import console
@@ -336,5 +383,6 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("eval")(evaluate)
     app.command("export")(export)
+    app.command("visrank")(visrank)
     app.command("models")(models)
     app.add_typer(recipe_app, name="recipe")

@@ -161,28 +161,14 @@ def clip_similarity(weights: str, backbone: str = "ViT-B-16") -> Similarity:
     return similarity
 
 
-def cached_clip_weights(backbone: str = "ViT-B-16", tag: str = "openai") -> str | None:
-    """The local file of open_clip's ``tag`` weights if an earlier download left it in the hub cache (no network)."""
-    try:
-        import open_clip
-        from huggingface_hub import try_to_load_from_cache
-
-        hub = (open_clip.get_pretrained_cfg(backbone, tag) or {}).get("hf_hub", "").strip("/")
-    except Exception:  # no such tag or no hub entry: nothing is cached
-        return None
-    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-        found = try_to_load_from_cache(hub, filename) if hub else None
-        if isinstance(found, str):
-            return found
-    return None
-
-
 def choose_similarity(measure: str, clip_weights: str | None) -> tuple[str, Similarity]:
     """``auto``: CLIP where weights are given or already cached, else word overlap; ``clip`` insists on CLIP."""
     if measure not in ("auto", "clip", "tokens"):
         raise ConfigError(f"--similarity {measure!r}: use auto, clip or tokens")
     if measure == "tokens":
         return "content-word Jaccard", token_similarity
+    from vreid_bench.models.clip_backbone import cached_clip_weights
+
     weights = clip_weights or cached_clip_weights()
     if weights is None:
         if measure == "clip":

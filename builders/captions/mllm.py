@@ -167,6 +167,12 @@ def load_model(settings: MLLMSettings) -> LoadedModel:
         raise ConfigError("model captioners need transformers: pip install 'transformers>=5,<6'") from None
 
     source = model_source(settings.model)
+    if not Path(source).is_dir() and not _in_hub_cache(source, settings.revision):
+        from vreid_bench.net import hub_endpoint, require_download
+
+        require_download(hub_endpoint(), f"captioning model {settings.model!r}",
+                         f"on a machine with network run `hf download {settings.model} --local-dir DIR`, copy DIR "
+                         "here and pass --captioner DIR", hub=True)
     common: dict[str, Any] = {"revision": settings.revision, "trust_remote_code": settings.trust_remote_code}
     try:
         config = transformers.AutoConfig.from_pretrained(source, **common)
@@ -193,6 +199,13 @@ def load_model(settings: MLLMSettings) -> LoadedModel:
     model = model.to(settings.device)
     model.eval()
     return LoadedModel(processor=processor, model=model, family=family)
+
+
+def _in_hub_cache(model: str, revision: str | None) -> bool:
+    """Whether an earlier download left the model's config in the Hugging Face cache (no network used)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model, "config.json", revision=revision), str)
 
 
 def _with_adapter(model: Any, source: str, settings: MLLMSettings, adapter: str) -> Any:

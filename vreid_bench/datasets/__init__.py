@@ -1,7 +1,11 @@
 """Dataset registry and the one entry point, :func:`load`.
 
 Each dataset lives in its own module exposing ``load(root, **options) -> VideoReIDDataset``; the registry names
-it by import string so nothing is imported until it is used.
+it by import string so nothing is imported until it is used. The registry is open: :func:`register_dataset`
+adds a dataset from code (``register_dataset("mine", load_mine, folder="mine")`` or as a decorator on the
+loader), and an installed package adds one through the ``vreid.datasets`` entry-point group
+(:mod:`vreid_bench.registry`). A loader is called as ``loader(root, **options)``, ``root`` being the data root
+(``$VREID_DATA`` or ``--root``); it returns a :class:`~vreid_bench.data.VideoReIDDataset`.
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vreid_bench.data import VideoReIDDataset
 from vreid_bench.errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from vreid_bench.registry import Registry
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
     name: str
-    loader: str  # "module:function"
+    loader: Any  # a function, or "module:function"
     summary: str
     folder: str  # the folder name under the data root
     aliases: tuple[str, ...] = ()
@@ -27,7 +33,7 @@ class DatasetEntry:
     how_to_get: str = ""
 
 
-REGISTRY: tuple[DatasetEntry, ...] = (
+BUILTIN_DATASETS: tuple[DatasetEntry, ...] = (
     DatasetEntry(
         "mars", "vreid_bench.datasets.mars:load", "MARS: 1,261 ids, 6 cameras, 20,478 tracklets",
         "mars", options="none (default protocol all-tracklets; mars-official for the official AP)",
@@ -71,23 +77,45 @@ REGISTRY: tuple[DatasetEntry, ...] = (
 )
 
 
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "vreid.datasets", BUILTIN_DATASETS, lambda entry: entry.name,
+                                             aliases_of=lambda entry: entry.aliases)
+TOOLKIT_LOADER = "vreid_bench.datasets.toolkit:load"
+
+
+def register_dataset(name: str, loader: Any = None, summary: str = "", folder: str | None = None,
+                     aliases: tuple[str, ...] = (), options: str = "", how_to_get: str = "") -> Any:
+    """Add dataset ``name`` (``register_dataset("mine", load_mine)``, or ``@register_dataset("mine")`` on the
+    loader); ``folder`` is where it sits under the data root (default: its name). A taken name or alias is a
+    :class:`ConfigError`."""
+
+    def register(function: Any) -> Any:
+        DATASETS.add(DatasetEntry(name, function, summary, folder or name, tuple(aliases), options,
+                                  how_to_get or f"put it at <root>/{folder or name}/"))
+        return function
+
+    return register(loader) if loader is not None else register
+
+
 def data_root() -> Path:
     """Where datasets live unless a root is given: ``$VREID_DATA``, default ``./data``."""
     return Path(os.environ.get("VREID_DATA", "data"))
 
 
 def get_entry(name: str) -> DatasetEntry:
-    key = name.lower()
-    for entry in REGISTRY:
-        if key == entry.name or key in entry.aliases:
-            return entry
-    names = ", ".join(e.name for e in REGISTRY)
-    raise UnknownNameError(f"unknown dataset {name!r}: use one of {names}, or the path of a dataset directory")
+    try:
+        return DATASETS.get(name)
+    except UnknownNameError:
+        names = ", ".join(DATASETS.names())
+        raise UnknownNameError(f"unknown dataset {name!r}: use one of {names}, or the path of a dataset "
+                               "directory") from None
 
 
-def _call(loader: str, root: Path, **options: object) -> VideoReIDDataset:
-    module_name, func_name = loader.split(":")
-    function = getattr(importlib.import_module(module_name), func_name)
+def _call(loader: Any, root: Path, **options: object) -> VideoReIDDataset:
+    if isinstance(loader, str):
+        module_name, func_name = loader.split(":")
+        function = getattr(importlib.import_module(module_name), func_name)
+    else:
+        function, module_name = loader, getattr(loader, "__module__", "loader")
     accepted = list(inspect.signature(function).parameters)[1:]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -119,7 +147,7 @@ def _load(name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | N
           **options: object) -> VideoReIDDataset:
     path = Path(name_or_path)
     if is_toolkit_dataset(path):
-        return _call("vreid_bench.datasets.toolkit:load", path, **options)
+        return _call(TOOLKIT_LOADER, path, **options)
     try:
         entry = get_entry(str(name_or_path))
     except UnknownNameError:
@@ -130,7 +158,7 @@ def _load(name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | N
             ) from None
         raise
     base = Path(root) if root is not None else data_root()
-    if entry.loader.endswith("toolkit:load"):
+    if entry.loader == TOOLKIT_LOADER:
         target = base if is_toolkit_dataset(base) else base / entry.folder
         if not is_toolkit_dataset(target):
             raise DatasetNotFoundError(
@@ -170,4 +198,5 @@ def find_dataset_dir(root: str | os.PathLike[str], folder: str, marker: str, ent
     )
 
 
-__all__ = ["REGISTRY", "DatasetEntry", "data_root", "dataset_family", "find_dataset_dir", "get_entry", "load"]
+__all__ = ["DATASETS", "DatasetEntry", "data_root", "dataset_family", "find_dataset_dir", "get_entry", "load",
+           "register_dataset"]

@@ -8,6 +8,8 @@ Layout::
                        protocol, recipe (every value), recipe name and hash
       recipe.yaml      the resolved recipe with each value's source, as `vreid recipe show` prints it
       log.jsonl        one JSON object per training step, epoch and intermediate evaluation
+      scalars.csv      a row per step and evaluation: epoch, step, lr, every loss term, eval metrics
+      tensorboard/     the same as TensorBoard event files (with the [tensorboard] extra installed)
       checkpoint.pt    resumable state, rewritten atomically after each epoch (removed at the end unless kept)
       model.pt         final weights (state dict), what ``vreid eval`` loads
       features.npz     the test features the metrics were computed from (``vreid_bench.engine.saved``)
@@ -20,7 +22,9 @@ dataset fingerprint and options), so ``vreid compare`` can find a finished run a
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -234,6 +238,9 @@ class JsonLog:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
 
+    def flush(self) -> None:
+        """Nothing to do: every line is written at once (the run log's derived files are written here)."""
+
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.path.is_file():
             return
@@ -246,6 +253,70 @@ class JsonLog:
         """Drop the lines of epochs from ``epoch`` on: those a resumed run writes again."""
         kept = [r for r in self.records() if r.get("epoch", -1) < epoch]
         atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+SCALARS_FILE = "scalars.csv"
+TENSORBOARD_FOLDER = "tensorboard"
+SCALAR_EVENTS = ("step", "eval")  # the log's events that are rows of scalars.csv
+LEADING_COLUMNS = ("event", "epoch", "step", "lr", "seconds")
+
+
+class RunLog(JsonLog):
+    """The training log: ``log.jsonl``, with ``scalars.csv`` (a row per step and per evaluation: epoch, step,
+    lr, every loss term, eval metrics), rewritten from it at each epoch's end, and TensorBoard event files in
+    ``tensorboard/`` where the ``[tensorboard]`` extra is installed (``tensorboard --logdir RUNS_DIR``).
+
+    TensorBoard scalars are named ``train/<term>`` (each step), ``epoch/<term>`` (epoch means) and ``eval/<metric>``.
+    A resumed run purges the events from its first step again, so the curves show one value per step.
+    """
+
+    def __init__(self, path: Path, tensorboard: bool = True) -> None:
+        super().__init__(path)
+        self._tensorboard = tensorboard
+        self._writer: Any = None
+
+    def start(self, first_step: int) -> None:
+        """Open the TensorBoard writer (when available) for a run starting, or resuming, at ``first_step``."""
+        if not self._tensorboard:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # the [tensorboard] extra is not installed: scalars.csv alone
+            return
+        # A resumed run drops the events an interrupted one wrote from its first step on, so each step shows once.
+        self._writer = SummaryWriter(str(self.path.parent / TENSORBOARD_FOLDER),
+                                     purge_step=first_step if first_step > 1 else None)
+
+    def write(self, **record: Any) -> None:
+        super().write(**record)
+        if self._writer is None:
+            return
+        prefix = {"step": "train", "epoch": "epoch", "eval": "eval", "final": "eval"}.get(str(record.get("event")))
+        if prefix is None:
+            return
+        step = int(record.get("step", 0))
+        for key, value in record.items():
+            if key not in ("event", "epoch", "step", "steps") and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool):
+                self._writer.add_scalar(f"{prefix}/{key}", float(value), step)
+
+    def flush(self) -> None:
+        """Rewrite ``scalars.csv`` from the log and flush the TensorBoard events."""
+        rows = [r for r in self.records() if r.get("event") in SCALAR_EVENTS or r.get("event") == "final"]
+        extra = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=[*LEADING_COLUMNS, *extra], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path.parent / SCALARS_FILE, buffer.getvalue())
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def git_revision() -> str | None:

@@ -57,6 +57,7 @@ from vreid_bench.engine.rundir import (
     WEIGHTS_FILE,
     DatasetRecord,
     JsonLog,
+    RunLog,
     RunRecord,
     git_revision,
     is_finished,
@@ -320,19 +321,26 @@ def _build_trainer(model: ReIDModel, model_name: str, dataset: VideoReIDDataset,
                     recipe=recipe, seed=seed, options=options, ctx=ctx, amp_dtype=dtype, log=log)
 
 
-def _create_model(factory: ModelFactory, name: str, dataset: VideoReIDDataset, recipe: Recipe,
-                  pretrained: str | None) -> ReIDModel:
+def _create_model(factory: ModelFactory, name: str, dataset: VideoReIDDataset | None, recipe: Recipe,
+                  pretrained: str | None, sizes: tuple[int, int] | None = None) -> ReIDModel:
+    """Model ``name`` sized for ``dataset``'s training identities and cameras, or for ``sizes`` (ids, cameras)."""
     spec = recipe.input
-    return factory(name, num_ids=dataset.num_train_pids, num_cams=dataset.num_cams, pretrained=pretrained,
+    num_ids, num_cams = sizes if sizes is not None else (dataset.num_train_pids, dataset.num_cams)
+    return factory(name, num_ids=num_ids, num_cams=num_cams, pretrained=pretrained,
                    image_size=(spec.height, spec.width), seq_len=spec.seq_len, **recipe.model)
 
 
 def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, protocol: Protocol, spec: InputSpec,
                    ctx: DistContext, batch_size: int, workers: int, amp_dtype: torch.dtype | None,
-                   progress: Progress | None) -> tuple[RankResult | None, Features]:
+                   progress: Progress | None, camera_ids: bool = True) -> tuple[RankResult | None, Features]:
     """Query and gallery features (the model's input ``spec``, the protocol's test clips) and, on rank 0, their
-    ranking metrics under ``protocol``, computed from the features as they are stored (:func:`storable`)."""
+    ranking metrics under ``protocol``, computed from the features as they are stored (:func:`storable`).
+
+    ``camera_ids=False`` shows the model camera 0 for every tracklet (its camera embedding knows other cameras than
+    these); ranking still uses the real cameras."""
     tracklets = [*dataset.query, *dataset.gallery]
+    if not camera_ids:
+        tracklets = [replace(t, camid=0) for t in tracklets]
     features = extract_features(model, tracklets, spec, protocol.test_sampling, ctx.device, ctx,
                                 batch_size=batch_size, workers=workers, amp_dtype=amp_dtype, progress=progress)
     if not ctx.is_main:
@@ -401,7 +409,7 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
         # The run directory is written only once the model is built and prepared, so a model that refuses the
         # dataset (missing captions, say) leaves nothing behind.
         model = _prepared_model(model_factory or default_model_factory, record, dataset, options, ctx)
-        log = JsonLog(run_dir / LOG_FILE)
+        log = RunLog(run_dir / LOG_FILE)
         if ctx.is_main:
             write_run_config(run_dir, record)
             log.truncate_to_epoch(checkpoint["epoch"] + 1 if checkpoint else 0)
@@ -412,6 +420,8 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
             trainer.load_state(checkpoint)
             first_epoch, elapsed_before = checkpoint["epoch"] + 1, checkpoint["elapsed_s"]
             del checkpoint
+        if ctx.is_main:
+            log.start(trainer.global_step + 1)  # the first step this process writes
 
         def elapsed() -> float:
             return elapsed_before + time.perf_counter() - start
@@ -425,6 +435,8 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
                 del state
                 if options.eval_every and (epoch + 1) % options.eval_every == 0 and epoch + 1 < recipe.epochs:
                     _intermediate_eval(trainer, dataset, bar, epoch)
+                if ctx.is_main:
+                    log.flush()
             result, features = evaluate_model(trainer.model, dataset, protocol, recipe.input, ctx,
                                               options.eval_batch_size, options.workers, trainer.amp_dtype, bar)
         metrics: dict[str, Any] = {}
@@ -432,6 +444,10 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
             save_run_features(run_dir / features_file(protocol.test_sampling, protocol.test_sampling), dataset,
                               features, protocol.test_sampling, record)
             metrics = _final_metrics(trainer.model, record, dataset, result, features, ctx, elapsed())
+            # epoch = recipe.epochs: past every training epoch, so a resume's truncation drops it with the rest
+            log.write(event="final", epoch=recipe.epochs, step=trainer.global_step, mAP=result.mAP,
+                      R1=float(result.cmc[0]), mINP=result.mINP)
+            log.close()
             _write_results(run_dir, trainer.model, metrics, keep_checkpoint=options.keep_checkpoint)
         metrics = ctx.broadcast_object(metrics)
     return RunResult(run_dir=run_dir, metrics=metrics)
@@ -460,6 +476,7 @@ def _final_metrics(model: ReIDModel, record: RunRecord, dataset: VideoReIDDatase
         "params": cost.params, "training_params": cost.training_params, "gflops_per_clip": cost.gflops_per_clip,
         "clips_per_s": features.clips_per_s, "inference_dtype": dtype_name(amp_dtype(record.recipe.amp, ctx.device)),
         "seed": record.seed, "pretrained": record.pretrained, "weights": weights_identity(record.weights),
+        "num_train_ids": dataset.num_train_pids, "num_cams": dataset.num_cams,
         "git_rev": git_revision(), "wall_s": wall_s,
         "epochs": record.recipe.epochs, "device": device_description(ctx),
     }
@@ -481,11 +498,11 @@ def _intermediate_eval(trainer: _Trainer, dataset: VideoReIDDataset, bar: Progre
                           R1=float(result.cmc[0]), mINP=result.mINP)
 
 
-def _load_trained_model(factory: ModelFactory, record: RunRecord, dataset: VideoReIDDataset, weights: Path,
-                        device: torch.device) -> ReIDModel:
+def _load_trained_model(factory: ModelFactory, record: RunRecord, dataset: VideoReIDDataset | None, weights: Path,
+                        device: torch.device, sizes: tuple[int, int] | None = None) -> ReIDModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no pretrained weights on purpose: the run's weights replace them
-        model = _create_model(factory, record.model, dataset, record.recipe, pretrained="none")
+        model = _create_model(factory, record.model, dataset, record.recipe, pretrained="none", sizes=sizes)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.to(device)
 
@@ -548,6 +565,85 @@ def evaluate_run_under(run_dir: Path, protocol: Protocol, options: RunOptions | 
                 "eval_device": device_description(ctx), "eval_git_rev": git_revision(),
                 "eval_wall_s": time.perf_counter() - start,
             }
+        metrics = ctx.broadcast_object(metrics)
+    return metrics
+
+
+def cross_dataset_name(dataset: VideoReIDDataset) -> str:
+    """How files of a run evaluated on another dataset are named: ``@<dataset>[-split<k>]``."""
+    split = dataset.notes.get("split")
+    return f"@{dataset.name}" + (f"-split{split}" if split is not None else "")
+
+
+def _trained_sizes(run_dir: Path, record: RunRecord) -> tuple[int, int]:
+    """(training identities, cameras) the run's model was built for: from its metrics, else its training data."""
+    trained = read_metrics(run_dir) or {}
+    if trained.get("num_train_ids") is not None and trained.get("num_cams") is not None:
+        return int(trained["num_train_ids"]), int(trained["num_cams"])
+    training = record.dataset.load()
+    return training.num_train_pids, training.num_cams
+
+
+def eval_on_dataset(run_dir: str | Path, dataset: VideoReIDDataset, protocol: Protocol,
+                    options: RunOptions | None = None, progress: bool = True,
+                    model_factory: ModelFactory | None = None) -> dict[str, Any]:
+    """Evaluate a finished run on another dataset (cross-dataset) and write the results into the run directory.
+
+    Features go to ``features@<dataset>-<sampling>.npz`` (re-scored in seconds under another protocol of the same
+    dataset) and metrics to ``metrics@<dataset>-<protocol>.json``, which name the training dataset too. The model
+    keeps the training set's heads; its camera embedding, which knows the training cameras only, is shown camera
+    0 for every test tracklet.
+    """
+    run_dir = Path(run_dir)
+    record = read_run_config(run_dir)
+    if dataset.fingerprint and dataset.fingerprint == record.dataset.fingerprint:
+        raise ConfigError(f"{run_dir} was trained on {dataset.name}: evaluate it with `vreid eval {run_dir}` "
+                          "(--protocol P for another protocol)")
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise ConfigError(f"{run_dir} has no {WEIGHTS_FILE}: the run did not finish; continue it with the same "
+                          "`vreid run` command and --resume")
+    protocol = protocol.with_split(dataset.notes.get("split"))
+    suffix = cross_dataset_name(dataset)
+    saved_path = run_dir / f"features{suffix}-{protocol.test_sampling}.npz"
+    start = time.perf_counter()
+    trained = read_metrics(run_dir) or {}
+    cross = {"dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
+             "train_dataset": record.dataset.name, "train_dataset_fingerprint": record.dataset.fingerprint,
+             "camera_ids": "camera 0 for every tracklet (cross-dataset)"}
+    if saved_path.is_file():
+        saved = load_features(saved_path)
+        if saved.meta.get("dataset_fingerprint") == dataset.fingerprint:
+            result = saved.evaluate(protocol)
+            metrics = {**{k: v for k, v in trained.items() if not k.startswith(("eval_", "rescored"))},
+                       "benchmark": dataset.benchmark, "split": protocol.split,
+                       "num_splits": dataset.notes.get("num_splits"), "protocol": protocol.name,
+                       "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
+                       **rank_metrics(result, [str(i) for i in saved.query_ids]), **cross,
+                       "rescored_from": saved_path.name, "eval_git_rev": git_revision(),
+                       "eval_wall_s": time.perf_counter() - start}
+            write_metrics(run_dir / f"metrics{suffix}-{protocol.name}.json", metrics)
+            return metrics
+    options = options or RunOptions()
+    sizes = _trained_sizes(run_dir, record)
+    with distributed_context(options.device) as ctx:
+        model = _load_trained_model(model_factory or default_model_factory, record, None, run_dir / WEIGHTS_FILE,
+                                    ctx.device, sizes=sizes)
+        with progress_bar(progress and ctx.is_main) as bar:
+            result, features = evaluate_model(model, dataset, protocol, record.recipe.input, ctx,
+                                              options.eval_batch_size, options.workers,
+                                              amp_dtype(record.recipe.amp, ctx.device), bar, camera_ids=False)
+        metrics: dict[str, Any] = {}
+        if result is not None:  # rank 0
+            save_run_features(saved_path, dataset, features, protocol.test_sampling, record)
+            metrics = {
+                **_final_metrics(model, replace(record, protocol=protocol), dataset, result, features, ctx,
+                                 wall_s=trained.get("wall_s")),
+                "num_train_ids": sizes[0], "num_cams": sizes[1], **cross,
+                "git_rev": trained.get("git_rev"), "device": trained.get("device"),
+                "eval_device": device_description(ctx), "eval_git_rev": git_revision(),
+                "eval_wall_s": time.perf_counter() - start,
+            }
+            write_metrics(run_dir / f"metrics{suffix}-{protocol.name}.json", metrics)
         metrics = ctx.broadcast_object(metrics)
     return metrics
 

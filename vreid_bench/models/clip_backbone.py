@@ -351,6 +351,15 @@ def _checkpoint_path(pretrained: str, architecture: ClipArchitecture, quick_gelu
             f"the {pretrained!r} weights of {name} were trained with quick_gelu={not quick_gelu}: set "
             f"quick_gelu={not quick_gelu}"
         )
+    cached = cached_clip_weights(name, pretrained)
+    if cached is not None:
+        return cached
+    from vreid_bench.net import hub_endpoint, require_download
+
+    hub = bool(tag_config.get("hf_hub"))
+    require_download(hub_endpoint() if hub else str(tag_config.get("url", "")), f"the {pretrained!r} weights of {name}",
+                     f"pass a local file with pretrained=/path/to/{name}.pt (--pretrained), or pretrained='none' for "
+                     "random initialisation", hub=hub)
     try:
         path = open_clip.download_pretrained(tag_config)
     except Exception as exc:  # every download failure (DNS, HTTP, hub offline mode) reads the same to a user
@@ -358,6 +367,28 @@ def _checkpoint_path(pretrained: str, architecture: ClipArchitecture, quick_gelu
     if not path:
         raise ConfigError(_offline_message(name, pretrained, "no download source"))
     return path
+
+
+def cached_clip_weights(name: str = "ViT-B-16", tag: str = "openai") -> str | None:
+    """The local file of open_clip's ``tag`` weights of ``name`` if an earlier download left it in a cache (the
+    Hugging Face hub's, or open_clip's own for URL downloads); no network is used."""
+    try:
+        import open_clip
+
+        tag_config = open_clip.get_pretrained_cfg(name, tag) or {}
+    except Exception:  # an unknown architecture or tag: nothing is cached
+        return None
+    hub = str(tag_config.get("hf_hub", "")).strip("/")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            found = try_to_load_from_cache(hub, filename)
+            if isinstance(found, str):
+                return found
+    url = str(tag_config.get("url", ""))
+    local = Path("~/.cache/clip").expanduser() / os.path.basename(url) if url else None
+    return str(local) if local is not None and local.is_file() else None
 
 
 def _offline_message(name: str, tag: str, reason: str) -> str:
