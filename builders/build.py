@@ -34,7 +34,14 @@ from builders.mot import MotSequence, MotSource, read_mot_root
 from builders.recipe import RECIPE_NAME, Recipe, VideoPlan, assign_splits, curate, plan_video
 from vreid_bench.datasets.toolkit import FORMAT_VERSION, TRACKLET_COLUMNS
 from vreid_bench.errors import ConfigError, UnknownNameError
-from vreid_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_directory
+from vreid_bench.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    recover,
+    restore_aside,
+    staged_directory,
+)
 
 KINDS = ("sports", "dance")
 CHUNK_FRAMES = 32
@@ -150,8 +157,11 @@ def _prepare_output(out: Path) -> None:
         raise ConfigError(f"--out {out} is a file; give a folder for the dataset")
     if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in ("manifest.json", "crops")):
         raise ConfigError(f"--out {out} is a non-empty folder that is not a vreid dataset; give a new or empty folder")
+    recover(out)  # a review apply a crash interrupted is finished first
     (out / "crops").mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
+    for aside in (out / "crops").glob(".*.aside"):  # a video swap killed between its renames: the old copy back
+        restore_aside(aside.with_name(aside.name[1:-len(".aside")]))
     for leftover in (out / "crops").glob(".*.partial"):
         shutil.rmtree(leftover, ignore_errors=True)
     for folder in (out, out / "attributes"):

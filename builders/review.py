@@ -21,10 +21,9 @@ ends up too short, or on one camera in a test video, is removed by the same rule
 Identities no edit touches keep their tracklets, names and captions.
 
 Every edit is checked before anything is written. The new state of each affected video is then staged beside
-it (crops hard-linked, so nothing is copied), ``manifest.json`` is removed, the staged folders replace the old
-ones, and ``tracklets.csv``, ``captions.jsonl`` and the manifest are written, the manifest last. An interruption
-therefore never leaves a dataset that reads as complete: without the manifest the loader refuses it, and each
-video folder holds either its old or its new state with a matching ``record.json``.
+it (crops hard-linked, so nothing is copied), with the new ``tracklets.csv``, ``captions.jsonl`` and manifest,
+and all of it replaces the old dataset as one :class:`vreid_bench.io.Transaction`: killed at any step, the
+dataset loads with its old contents or its new ones, never a mix (the loader finishes a committed change).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +49,7 @@ from builders.recipe import RECIPE_NAME, CuratedTracklet, PlannedTracklet, Recip
 from vreid_bench.captions import CAPTIONS_FILE
 from vreid_bench.datasets.toolkit import read_manifest
 from vreid_bench.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
-from vreid_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_directory
+from vreid_bench.io import Transaction, atomic_write_bytes, atomic_write_json, atomic_write_text, staged_directory
 
 SHEET_NAME = "review.csv"
 SHEET_COLUMNS = ("pid", "video", "track_id", "n_tracklets", "first_frame", "last_frame", "image", "merge_into",
@@ -671,21 +669,15 @@ def _stage_video(review: VideoReview, old_record: dict, stage: Path, entry: dict
     return record
 
 
-def _swap_videos(state: DatasetState, reviews: dict[str, VideoReview], entry: dict[str, object],
-                 progress: bool) -> dict[str, dict]:
-    """Stage every affected video, then remove the manifest and move the staged folders into place.
-
-    A failure while staging removes the staged folders and leaves the dataset as it was.
-    """
+def _stage_videos(change: Transaction, state: DatasetState, reviews: dict[str, VideoReview],
+                  entry: dict[str, object], progress: bool) -> dict[str, dict]:
+    """Stage every affected video's new folder in ``change``; returns their records."""
     records: dict[str, dict] = {}
-    with ExitStack() as stages:
-        with _progress(progress) as bar:
-            task = bar.add_task("crops", total=sum(len(t.frames) for r in reviews.values() for t in r.tracklets))
-            for video, review in reviews.items():
-                stage = stages.enter_context(staged_directory(state.root / "crops" / video))
-                records[video] = _stage_video(review, state.records[video], stage, entry,
-                                              lambda n: bar.advance(task, n))
-        (state.root / "manifest.json").unlink()  # until the new one is written, the dataset reads as incomplete
+    with _progress(progress) as bar:
+        task = bar.add_task("crops", total=sum(len(t.frames) for r in reviews.values() for t in r.tracklets))
+        for video, review in reviews.items():
+            stage = change.folder(state.root / "crops" / video)
+            records[video] = _stage_video(review, state.records[video], stage, entry, lambda n: bar.advance(task, n))
     return records
 
 
@@ -697,11 +689,11 @@ def _stale_tracklet_ids(state: DatasetState, reviews: dict[str, VideoReview]) ->
     return {tracklet_id for tracklet_id, value in old.items() if new.get(tracklet_id) != value}
 
 
-def _drop_captions(root: Path, stale: set[str]) -> None:
-    """Remove the captions (and cache entries) of tracklets whose frames changed; the others keep theirs."""
+def _kept_captions(root: Path, stale: set[str]) -> str | None:
+    """``captions.jsonl`` without the rows of tracklets whose frames changed (None without the file)."""
     path = root / CAPTIONS_FILE
     if not path.is_file():
-        return
+        return None
     kept = []
     for line in path.read_text().splitlines(keepends=True):
         try:
@@ -710,7 +702,7 @@ def _drop_captions(root: Path, stale: set[str]) -> None:
             tracklet_id = None  # not ours to judge: the captions' own reader reports or repairs it
         if tracklet_id not in stale:
             kept.append(line)
-    atomic_write_text(path, "".join(kept))
+    return "".join(kept)
 
 
 def _check_not_applied(state: DatasetState, sheet: Path) -> None:
@@ -743,16 +735,20 @@ def apply_review(dataset_dir: str | os.PathLike[str], sheet: str | os.PathLike[s
                                 "split_frames": edits.split_frames, "dropped": edits.dropped, "videos": list(videos),
                                 "identities_removed": removed, "previous_fingerprint": previous}
     digest, counts = previous, state.manifest.get("counts", {})
-    if reviews:
-        records = {**state.records, **_swap_videos(state, reviews, entry, progress)}
-        table = tracklet_table(list(records.values()))
-        atomic_write_text(state.root / "tracklets.csv", table)
-        _drop_captions(state.root, _stale_tracklet_ids(state, reviews))
-        digest = fingerprint(state.recipe, table, list(records.values()))
-        counts = dataset_counts(list(records.values()), int(counts.get("sequences_skipped", 0)))
-    manifest = {**state.manifest, "counts": counts, "fingerprint": digest, "identities_verified": True,
-                "review": entry}
-    atomic_write_json(state.root / "manifest.json", manifest)  # last: its presence marks the dataset complete
+    with Transaction(state.root) as change:  # the old dataset or the new one, never a mix, even across a crash
+        if reviews:
+            records = {**state.records, **_stage_videos(change, state, reviews, entry, progress)}
+            table = tracklet_table(list(records.values()))
+            atomic_write_text(change.file(state.root / "tracklets.csv"), table)
+            captions = _kept_captions(state.root, _stale_tracklet_ids(state, reviews))
+            if captions is not None:
+                atomic_write_text(change.file(state.root / CAPTIONS_FILE), captions)
+            digest = fingerprint(state.recipe, table, list(records.values()))
+            counts = dataset_counts(list(records.values()), int(counts.get("sequences_skipped", 0)))
+        manifest = {**state.manifest, "counts": counts, "fingerprint": digest, "identities_verified": True,
+                    "review": entry}
+        atomic_write_json(change.file(state.root / "manifest.json"), manifest)
+        change.commit()
     return ReviewResult(path=state.root, fingerprint=str(digest), previous_fingerprint=previous, edits=edits.count,
                         merged=edits.merged, split_frames=edits.split_frames, dropped=edits.dropped, videos=videos,
                         identities_removed=removed, counts=dict(counts))

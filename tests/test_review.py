@@ -9,6 +9,8 @@ crops' colours are the reference a reviewed dataset is checked against.
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
 import hashlib
 import io
 import json
@@ -24,6 +26,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import builders.review as review_module
+from vreid_bench.io import recover
 from builders.build import build_from_source
 from builders.mot import read_mot_root
 from builders.recipe import Recipe
@@ -346,16 +349,46 @@ def test_a_failure_while_staging_leaves_the_dataset_as_it_was(dataset, blank_she
     assert snapshot(dataset) == before and not list((dataset / "crops").glob(".*"))
 
 
-def test_a_failure_after_the_swap_began_leaves_a_dataset_the_loader_refuses(dataset, blank_sheet, tmp_path,
-                                                                             monkeypatch):
-    def interrupted(root: Path, stale: set[str]) -> None:
-        raise KeyboardInterrupt
+def _apply_and_die_at(step: int, dataset: Path, sheet: Path) -> None:
+    """In a forked child: apply the sheet, and kill the process (no clean-up of any kind) after step ``step``."""
+    from vreid_bench import io as vreid_io
 
-    monkeypatch.setattr(review_module, "_drop_captions", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        apply_review(dataset, write_sheet(tmp_path / "sheet.csv", blank_sheet, EDITS))
-    with pytest.raises(DatasetNotFoundError, match="no manifest.json"):
-        load(dataset)
+    seen = []
+
+    def die(name: str) -> None:
+        seen.append(name)
+        if len(seen) == step:
+            os._exit(9)
+
+    vreid_io._after_step = die
+    apply_review(dataset, sheet)
+    os._exit(0)  # the apply finished before reaching that step
+
+
+def test_killed_at_any_step_the_dataset_loads_with_the_old_or_the_new_contents(dataset, blank_sheet, tmp_path):
+    sheet = write_sheet(tmp_path / "sheet.csv", blank_sheet, EDITS)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(dataset, fresh)
+    apply_review(fresh, sheet)
+    old, new = snapshot(dataset), snapshot(fresh)
+    context = multiprocessing.get_context("fork")
+    outcomes = []
+    for step in range(1, 60):
+        copy = tmp_path / f"kill-{step}"
+        shutil.copytree(dataset, copy)
+        child = context.Process(target=_apply_and_die_at, args=(step, copy, sheet))
+        child.start()
+        child.join(60)
+        loaded = load(copy)  # finishes a committed change first
+        state = {path: digest for path, digest in snapshot(copy).items() if ".staged" not in path}
+        assert state in (old, new), f"killed after step {step}: neither the old nor the new dataset"
+        recover(copy)  # what the next writer does first: the staged copies of an uncommitted change go
+        assert not [p for p in copy.rglob("*") if p.name.endswith((".staged", ".aside"))]
+        assert len(loaded.train) + len(loaded.query) + len(loaded.gallery) > 0
+        outcomes.append("new" if state == new else "old")
+        if child.exitcode == 0:
+            break
+    assert outcomes[-1] == "new" and "old" in outcomes and len(outcomes) > 5  # kills came before and after commit
 
 
 # -------------------------------------------------------------------------------------------------------- CLI

@@ -51,6 +51,19 @@ def read_manifest(root: Path) -> dict:
     return manifest
 
 
+def _recover(root: Path) -> None:
+    """Finish a change to the dataset that a crash interrupted (a review apply), so it loads whole."""
+    from vreid_bench.io import JOURNAL, recover
+
+    if not (root / JOURNAL).is_file():
+        return
+    try:
+        recover(root)
+    except OSError as exc:
+        raise DatasetFormatError(f"{root}: a change to this dataset was interrupted and cannot be finished here "
+                                 f"({exc}); make the folder writable and load it again") from None
+
+
 def _frame_key(name: str) -> tuple[int, str]:
     stem = os.path.splitext(name)[0]
     return (int(stem), name) if stem.isdigit() else (1 << 62, name)
@@ -66,6 +79,7 @@ def list_frames(directory: Path) -> tuple[str, ...]:
 
 def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDataset:
     root = Path(root)
+    _recover(root)
     manifest = read_manifest(root)
     table_path = root / "tracklets.csv"
     if not table_path.is_file():
