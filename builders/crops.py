@@ -79,7 +79,14 @@ def _read_image(path: Path, scale: int) -> np.ndarray:
 
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
-    image = cv2.imread(str(path), flags[scale])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetFormatError(f"{path}: cannot be read ({exc.strerror}); restore the frame file") from None
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        # OpenCV decodes a cut-off JPEG into a half-grey image with only a warning: refuse it here
+        raise DatasetFormatError(f"{path}: truncated JPEG (no end-of-image marker); replace the frame file")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags[scale])
     if image is None:
         raise DatasetFormatError(f"{path}: cannot be decoded as an image; replace the frame file")
     return image

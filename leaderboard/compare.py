@@ -25,7 +25,7 @@ from vreid_bench.data import VideoReIDDataset
 from vreid_bench.engine.config import RunOptions
 from vreid_bench.engine.rundir import CHECKPOINT_FILE, DatasetRecord, RunRecord, is_finished, read_metrics, run_dir_for
 from vreid_bench.engine.train import ModelFactory, run_training
-from vreid_bench.errors import ConfigError, VreidError
+from vreid_bench.errors import ConfigError, VreidError, user_message
 from vreid_bench.models import get_model_entry
 from vreid_bench.protocol import Protocol
 from vreid_bench.recipe import check_shared_keys, recipe_for
@@ -110,7 +110,7 @@ def plan_runs(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protoc
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = user_message(exc) or type(exc).__name__
     return text if isinstance(exc, VreidError) else f"{type(exc).__name__}: {text}"
 
 

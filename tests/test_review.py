@@ -9,11 +9,11 @@ crops' colours are the reference a reviewed dataset is checked against.
 from __future__ import annotations
 
 import csv
-import multiprocessing
-import os
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import re
 import shutil
 from collections import defaultdict
@@ -23,19 +23,19 @@ import numpy as np
 import pytest
 import typer
 from PIL import Image
+from test_build import check_dataset
+from test_mot_readers import COLOURS, gt_text, walkers, write_sequence
 from typer.testing import CliRunner
 
 import builders.review as review_module
-from vreid_bench.io import recover
 from builders.build import build_from_source
 from builders.mot import read_mot_root
 from builders.recipe import Recipe
 from builders.review import REVIEW_LAYOUT, SHEET_COLUMNS, apply_review, export_review
-from test_build import check_dataset
-from test_mot_readers import COLOURS, gt_text, walkers, write_sequence
 from vreid_bench import cli, cli_review
 from vreid_bench.datasets import load
 from vreid_bench.errors import ConfigError, DatasetNotFoundError
+from vreid_bench.io import recover
 
 TRAIN, TEST = "v_a_c001", "v_b_c002"
 FRAMES = 120  # at 10 fps: a 1 s pseudo-camera gap is 10 frames

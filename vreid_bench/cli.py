@@ -11,9 +11,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vreid_bench import __version__
-from vreid_bench.errors import VreidError
+from vreid_bench.errors import VreidError, user_message
 
 app = typer.Typer(
     name="vreid",
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except VreidError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(user_message(exc))}", highlight=False, soft_wrap=True)
         return 2
     except typer.Exit as exc:
         return exc.exit_code

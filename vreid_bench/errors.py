@@ -31,3 +31,13 @@ class MetricInputError(VreidError, ValueError):
 
 class NoValidQueryError(MetricInputError):
     """No query keeps a true match in the gallery after the protocol's removals."""
+
+
+def user_message(exc: BaseException) -> str:
+    """The one line a user error prints. Raised in a DataLoader worker, it reaches the main process with the
+    worker's traceback in front of it (torch re-raises ``type(exc)(traceback text)``); the last line is its own."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
