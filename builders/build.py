@@ -31,7 +31,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from builders.crops import ChunkResult, CropChunk, FrameCrops, crop_regions, limit_threads, run_chunk
 from builders.executor import check_executor, make_executor
 from builders.mot import MotSequence, MotSource, read_mot_root
-from builders.recipe import RECIPE_NAME, Recipe, VideoPlan, assign_splits, curate, plan_video
+from builders.groups import read_groups, video_groups
+from builders.recipe import (
+    RECIPE_NAME,
+    Recipe,
+    VideoPlan,
+    assign_splits,
+    curate,
+    curate_in_time,
+    plan_time_split,
+    plan_video,
+)
 from vreid_bench.datasets.toolkit import FORMAT_VERSION, TRACKLET_COLUMNS
 from vreid_bench.errors import ConfigError, UnknownNameError
 from vreid_bench.io import (
@@ -111,9 +121,14 @@ def _frame_digits(sequence: MotSequence) -> int:
 
 
 def _unit(sequence: MotSequence, split: str, recipe: Recipe, video_dir: Path) -> VideoUnit:
-    """Curate and split one video, and lay out its crops as frame-ordered chunks."""
-    tracklets, counts = curate(sequence.gt, sequence.width, sequence.height, sequence.frame_rate, recipe)
-    plan = plan_video(sequence.name, split, tracklets, counts, recipe)
+    """Curate and split one video (``time``: split in time), and lay out its crops as frame-ordered chunks."""
+    if split == "time":
+        train, test, counts = curate_in_time(sequence.gt, sequence.width, sequence.height, sequence.frame_rate,
+                                             recipe)
+        plan = plan_time_split(sequence.name, train, test, counts, recipe)
+    else:
+        tracklets, counts = curate(sequence.gt, sequence.width, sequence.height, sequence.frame_rate, recipe)
+        plan = plan_video(sequence.name, split, tracklets, counts, recipe)
     digits = _frame_digits(sequence)
     rows = []
     frames, regions, outputs = [], [], []
@@ -311,6 +326,7 @@ def dataset_counts(records: list[dict], n_skipped: int) -> dict[str, int]:
         "videos": len(records),
         "videos_train": sum(r["split"] == "train" for r in records),
         "videos_test": sum(r["split"] == "test" for r in records),
+        "videos_split_in_time": sum(r["split"] == "time" for r in records),
         "identities_train": len({row["pid"] for row in rows if row["split"] == "train"}),
         "identities_test": len({row["pid"] for row in rows if row["split"] != "train"}),
         "tracklets_train": sum(row["split"] == "train" for row in rows),
@@ -361,6 +377,16 @@ def _copy_attributes(out: Path, sequences: tuple[MotSequence, ...]) -> None:
             atomic_write_bytes(out / "attributes" / f"{sequence.name}.json", sequence.attributes_path.read_bytes())
 
 
+def _check_time_split(units: Sequence[VideoUnit]) -> None:
+    """A time split must leave training and test identities; say what to do where it cannot."""
+    rows = [row for unit in units for row in unit.rows]
+    if not any(row["split"] == "train" for row in rows) or not any(row["split"] != "train" for row in rows):
+        missing = "training" if not any(row["split"] == "train" for row in rows) else "test"
+        raise ConfigError(f"split in time, this footage leaves no {missing} identities (the same people are there "
+                          "before and after the cut): add videos of other matches or scenes, move the cut "
+                          "(--time-split-at), or build a test-only dataset (--few-videos test)")
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise UnknownNameError(f"unknown footage kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -368,7 +394,7 @@ def _check_kind(kind: str) -> None:
 
 def build_dataset(kind: str, mot_root: str | os.PathLike[str], out: str | os.PathLike[str], name: str | None = None,
                   workers: int = 1, recipe: Recipe = Recipe(), progress: bool = True, executor: str = "process",
-                  ray_address: str | None = None) -> BuildResult:
+                  ray_address: str | None = None, groups: str | os.PathLike[str] | None = None) -> BuildResult:
     """Build (or resume building) a dataset in ``out`` from MOT-annotated footage under ``mot_root``.
 
     Every input is read and checked before anything is written, so a malformed source writes nothing.
@@ -378,22 +404,30 @@ def build_dataset(kind: str, mot_root: str | os.PathLike[str], out: str | os.Pat
     _check_kind(kind)
     check_executor(executor, workers, ray_address)
     return build_from_source(kind, read_mot_root(mot_root), out, name, workers, recipe, progress,
-                             executor=executor, ray_address=ray_address)
+                             executor=executor, ray_address=ray_address,
+                             groups=read_groups(groups) if groups is not None else None)
 
 
 def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str], name: str | None = None,
                       workers: int = 1, recipe: Recipe = Recipe(), progress: bool = True,
                       identities_verified: bool = True, executor: str = "process",
                       ray_address: str | None = None, failures: Sequence[Mapping[str, str]] = (),
-                      tracking: Mapping[str, object] | None = None) -> BuildResult:
+                      tracking: Mapping[str, object] | None = None,
+                      groups: Mapping[str, str] | None = None) -> BuildResult:
     """Build from sequences already read (ground truth, or tracker output with ``identities_verified=False``).
 
     ``failures`` (video, path, error) are inputs that could not be read, recorded in the manifest; ``tracking``
-    describes how tracker output was made (detector, tracker, sampling) and is recorded beside them.
+    describes how tracker output was made (detector, tracker, sampling) and is recorded beside them. ``groups``
+    (video -> group, a ``--groups`` file) keeps videos that share people on one side of the split.
     """
     out = Path(out)
-    splits = assign_splits([(s.name, s.split) for s in source.sequences], recipe)
+    names = [s.name for s in source.sequences]
+    split_plan = assign_splits([(s.name, s.split) for s in source.sequences], recipe,
+                               video_groups(names, source.layout, groups))
+    splits = split_plan.splits
     units = [_unit(s, splits[s.name], recipe, out / "crops" / s.name) for s in source.sequences]
+    if split_plan.by == "time":
+        _check_time_split(units)
     _prepare_output(out)
     stale = _remove_stale(out, {unit.video for unit in units})
     records = {unit.video: record for unit in units
@@ -409,6 +443,12 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
     digest = fingerprint(recipe, table, ordered)
     counts = dataset_counts(ordered, len(source.notes))
     notes = tuple(source.notes) + tuple(f"{video}: not in this build, removed" for video in stale)
+    if split_plan.moved:
+        notes += (f"{len(split_plan.moved)} clip(s) moved to their group's split so that no group spans train and "
+                  f"test: {', '.join(split_plan.moved)}",)
+    if split_plan.by == "time":
+        notes += (f"too few videos or groups for a train and a test side: each of the {len(units)} video(s) is "
+                  "split in time (training identities first, test identities after a gap)",)
     footage = footage_kind(source.sequences)
     manifest = {
         "name": name or out.resolve().name,
@@ -423,6 +463,8 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
         "counts": counts,
         "fingerprint": digest,
         "default_protocol": DEFAULT_PROTOCOL,
+        "split": split_plan.record(),
+        "pseudo_cameras": True,  # cameras are time segments of one footage (recipe rule 3), not camera views
         "identities_verified": identities_verified,
         "failures": [dict(failure) for failure in failures],
         "notes": list(notes),

@@ -16,7 +16,13 @@ Order of the rules, per video:
 4. each run inside a span is a tracklet (again at least ``min_track_frames``), cut into consecutive near-equal
    parts when longer than ``max_tracklet_frames``;
 5. train/test by the source's split (train -> train; val and test -> test, as the source's test labels are
-   hidden); sources without split lists send a seeded ``unsplit_test_fraction`` of their videos to test;
+   hidden), one split per group of videos that may share people (:mod:`builders.groups`: a SportsMOT match);
+   sources without split lists send a seeded ``unsplit_test_fraction`` of their groups to test. When that leaves
+   one side empty (a single video, a single match), each video is split in time instead (``few_videos``
+   ``time``): identities seen before ``time_split_at`` of the footage train, on that part only; identities first
+   seen after a gap of ``time_split_gap_s`` seconds past it are the test set; identities first seen in the gap
+   are dropped. No identity is on both sides. ``few_videos`` ``test`` keeps such a build on one side (an
+   all-test set, to evaluate trained weights on), ``refuse`` stops it with its fix;
 6. test: identities whose tracklets sit on one camera only are dropped (counted), so that every query has a
    true match on another camera; one tracklet per identity, chosen from the seed, is the query.
 """
@@ -34,6 +40,7 @@ from builders.mot import TrackTable
 from vreid_bench.errors import ConfigError
 
 RECIPE_NAME = "vreid-build-1"
+FEW_VIDEOS = ("time", "test", "refuse")
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,12 @@ class Recipe:
     crop_size: tuple[int, int] = (256, 128)  # (height, width)
     jpeg_quality: int = 95
     max_tracklet_frames: int | None = None  # longer tracklets are cut into consecutive parts
-    unsplit_test_fraction: float = 0.5  # share of test videos where the source has no split lists
-    seed: int = 0  # query choice and the split of unsplit videos
+    unsplit_test_fraction: float = 0.5  # share of test groups where the source has no split lists
+    seed: int = 0  # query choice and the split of unsplit groups
+    few_videos: str = "time"  # too few videos (groups) for both splits: "time" (split each in time), "test" (an
+    #                           evaluation-only dataset) or "refuse"
+    time_split_at: float = 0.5  # fraction of a video's footage before the time split
+    time_split_gap_s: float = 2.0  # seconds between the training part and the test part
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_size", tuple(int(v) for v in self.crop_size))
@@ -70,6 +81,9 @@ class Recipe:
             (self.max_tracklet_frames is None or self.max_tracklet_frames >= self.min_track_frames,
              "max_tracklet_frames", f"use at least min_track_frames ({self.min_track_frames}) or none"),
             (0 <= self.unsplit_test_fraction <= 1, "unsplit_test_fraction", "use a fraction in [0, 1]"),
+            (self.few_videos in FEW_VIDEOS, "few_videos", f"use {', '.join(FEW_VIDEOS)}"),
+            (0 < self.time_split_at < 1, "time_split_at", "use a fraction in (0, 1)"),
+            (self.time_split_gap_s >= 0, "time_split_gap_s", "use 0 or more seconds"),
         )
         for ok, name, fix in checks:
             if not ok:
@@ -226,18 +240,56 @@ def curate_track(track: int | str, frames: np.ndarray, boxes: np.ndarray, gap: i
     return tracklets
 
 
-def curate(table: TrackTable, width: int, height: int, frame_rate: float,
-           recipe: Recipe) -> tuple[list[CuratedTracklet], dict[str, int]]:
-    """All tracklets of one video, in (track, time) order, and the counts of what the rules removed."""
-    keep, counts = box_filter(table, width, height, recipe)
-    kept = table.select(keep)
+def _curate_kept(kept: TrackTable, frame_rate: float, recipe: Recipe) -> list[CuratedTracklet]:
     gap = recipe.segment_gap_frames(frame_rate)
     tracklets: list[CuratedTracklet] = []
     for block in _blocks(kept.track[:, None]) if len(kept) else []:
         tracklets += curate_track(int(kept.track[block.start]), kept.frame[block], kept.box[block], gap, recipe)
+    return tracklets
+
+
+def curate(table: TrackTable, width: int, height: int, frame_rate: float,
+           recipe: Recipe) -> tuple[list[CuratedTracklet], dict[str, int]]:
+    """All tracklets of one video, in (track, time) order, and the counts of what the rules removed."""
+    keep, counts = box_filter(table, width, height, recipe)
+    tracklets = _curate_kept(table.select(keep), frame_rate, recipe)
     counts["tracks"] = len(np.unique(table.track))
     counts["tracks_kept"] = len({t.track for t in tracklets})
     return tracklets, counts
+
+
+def time_windows(table: TrackTable, frame_rate: float, recipe: Recipe) -> tuple[np.ndarray, np.ndarray, int]:
+    """Masks of the boxes of the training part and of the test part of one video, and the cut frame.
+
+    Training identities are those seen before the cut, on their boxes before it; test identities are those
+    first seen at least ``time_split_gap_s`` after it; identities first seen in between are in neither.
+    """
+    if len(table) == 0:
+        empty = np.zeros(0, dtype=bool)
+        return empty, empty, 0
+    first, last = int(table.frame.min()), int(table.frame.max())
+    cut = first + int(round(recipe.time_split_at * (last - first + 1)))
+    start_test = cut + int(round(recipe.time_split_gap_s * frame_rate))
+    first_seen = {int(track): int(table.frame[table.track == track].min()) for track in np.unique(table.track)}
+    seen_first = np.array([first_seen[int(t)] for t in table.track], dtype=np.int64)
+    train = (seen_first < cut) & (table.frame < cut)
+    test = seen_first >= start_test
+    return train, test, cut
+
+
+def curate_in_time(table: TrackTable, width: int, height: int, frame_rate: float,
+                   recipe: Recipe) -> tuple[list[CuratedTracklet], list[CuratedTracklet], dict[str, int]]:
+    """One video split in time (:func:`time_windows`): its training tracklets, its test tracklets, the counts."""
+    keep, counts = box_filter(table, width, height, recipe)
+    train_rows, test_rows, cut = time_windows(table, frame_rate, recipe)
+    train = _curate_kept(table.select(keep & train_rows), frame_rate, recipe)
+    test = _curate_kept(table.select(keep & test_rows), frame_rate, recipe)
+    both = np.unique(table.track[train_rows | test_rows])
+    counts["tracks"] = len(np.unique(table.track))
+    counts["tracks_kept"] = len({t.track for t in train} | {t.track for t in test})
+    counts["time_split_cut_frame"] = cut
+    counts["tracks_first_seen_in_time_gap"] = len(np.unique(table.track)) - len(both)
+    return train, test, counts
 
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -248,15 +300,52 @@ def dataset_split(source_split: str | None) -> str | None:
     return None if source_split is None else ("train" if source_split == "train" else "test")
 
 
-def assign_splits(videos: list[tuple[str, str | None]], recipe: Recipe) -> dict[str, str]:
-    """Dataset split (train|test) of each (video, source split); unsplit videos by a seeded draw."""
-    splits = {video: dataset_split(source) for video, source in videos}
-    unsplit = sorted(video for video, split in splits.items() if split is None)
-    n_test = math.ceil(len(unsplit) * recipe.unsplit_test_fraction)
-    test = set(np.random.default_rng(recipe.seed).permutation(len(unsplit))[:n_test].tolist())
-    for index, video in enumerate(unsplit):
-        splits[video] = "test" if index in test else "train"
-    return splits
+@dataclass(frozen=True)
+class SplitPlan:
+    """Each video's split (train | test | time), how it was decided, and the clips the groups moved."""
+
+    splits: dict[str, str]
+    groups: dict[str, str]
+    moved: tuple[str, ...]
+    by: str  # "source lists", "seeded draw", "source lists and seeded draw" or "time"
+
+    def record(self) -> dict[str, object]:
+        """What the manifest says of the split."""
+        record: dict[str, object] = {"by": self.by, "groups": dict(self.groups), "moved": list(self.moved)}
+        if self.by == "time":
+            record["time_split"] = "each video: identities seen in its first part train, identities first seen " \
+                                   "after the gap are tested, none on both sides"
+        return record
+
+
+def assign_splits(videos: list[tuple[str, str | None]], recipe: Recipe,
+                  groups: dict[str, str] | None = None) -> SplitPlan:
+    """Dataset split of each (video, source split): one per group (see the module docstring), unsplit groups by a
+    seeded draw, every video in time when a side would be empty (or a :class:`ConfigError` naming the fix)."""
+    from builders.groups import group_splits
+
+    groups = groups or {video: video for video, _ in videos}
+    grouped = group_splits({video: dataset_split(source) for video, source in videos}, groups)
+    splits = dict(grouped.splits)
+    unsplit_groups = sorted({groups[video] for video, split in splits.items() if split is None})
+    n_test = math.ceil(len(unsplit_groups) * recipe.unsplit_test_fraction)
+    test = {unsplit_groups[i] for i in np.random.default_rng(recipe.seed).permutation(len(unsplit_groups))[:n_test]}
+    for video, split in list(splits.items()):
+        if split is None:
+            splits[video] = "test" if groups[video] in test else "train"
+    listed = any(source is not None for _, source in videos)
+    by = ("source lists and seeded draw" if listed and unsplit_groups else "source lists" if listed
+          else "seeded draw")
+    sides = set(splits.values())
+    if videos and sides != {"train", "test"} and recipe.few_videos != "test":
+        side = next(iter(sides))
+        if recipe.few_videos == "refuse":
+            raise ConfigError(f"every video of this build lands in {side} ({len(videos)} video(s), "
+                              f"{len(set(groups.values()))} group(s)): add videos of other matches, give --groups "
+                              "FILE, let each video be split in time (--few-videos time), or build a test-only "
+                              "dataset (--few-videos test)")
+        return SplitPlan({video: "time" for video, _ in videos}, dict(groups), grouped.moved, "time")
+    return SplitPlan(splits, dict(groups), grouped.moved, by)
 
 
 def stable_choice(seed: int, key: str, n: int) -> int:
@@ -287,3 +376,16 @@ def plan_video(video: str, split: str, tracklets: list[CuratedTracklet], counts:
     counts = {**counts, "tracklets": len(planned), "identities": len({t.pid for t in planned}),
               "test_identities_single_camera": dropped}
     return VideoPlan(video=video, split=split, tracklets=tuple(planned), counts=counts)
+
+
+def plan_time_split(video: str, train: list[CuratedTracklet], test: list[CuratedTracklet], counts: dict[str, int],
+                    recipe: Recipe) -> VideoPlan:
+    """One video split in time: its training identities and its test identities (queries chosen, single-camera
+    ones dropped) as one plan whose split is ``time``."""
+    train_plan = plan_video(video, "train", train, {}, recipe)
+    test_plan = plan_video(video, "test", test, {}, recipe)
+    counts = {**counts, "tracklets": len(train_plan.tracklets) + len(test_plan.tracklets),
+              "identities": train_plan.counts["identities"] + test_plan.counts["identities"],
+              "identities_train": train_plan.counts["identities"], "identities_test": test_plan.counts["identities"],
+              "test_identities_single_camera": test_plan.counts["test_identities_single_camera"]}
+    return VideoPlan(video=video, split="time", tracklets=train_plan.tracklets + test_plan.tracklets, counts=counts)

@@ -25,7 +25,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -434,7 +434,7 @@ def _track_all(inputs: Sequence[VideoInput], detections: _Detections, folder: Pa
 def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                       footage: FootageConfig = FootageConfig(), name: str | None = None, workers: int = 1,
                       recipe: Recipe = Recipe(), progress: bool = True, executor: str = "process",
-                      ray_address: str | None = None) -> BuildResult:
+                      ray_address: str | None = None, groups: Mapping[str, str] | None = None) -> BuildResult:
     """Build (or resume) a dataset in ``out`` from raw footage: detect, track, then the MOT builder's recipe.
 
     Inputs, detections and the tracker are checked before any video is processed; a video that cannot be read
@@ -475,4 +475,4 @@ def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: 
                 "max_gap_sampled_frames": recipe.max_gap}
     return build_from_source(kind, source, out, name, workers, sampled_recipe(recipe, footage.sampling), progress,
                              identities_verified=False, executor=executor, ray_address=ray_address,
-                             failures=failures, tracking=tracking)
+                             failures=failures, tracking=tracking, groups=groups)

@@ -49,7 +49,7 @@ FAILED = "failed"
 
 COLUMNS = (
     *GROUP_KEYS, "protocol_hash", "benchmark", "model", "label", "source", "status", "recipe", "recipe_hash", "captions", "pretrained",
-    "weights", "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
+    "weights", "identities_verified", "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
     "gflops_per_clip", "clips_per_s", "epochs", "num_valid_queries", "num_skipped_queries", "cmc", "query_ap",
     "query_first_rank", "query_digest", "wall_s", "device", "inference_dtype", "git_rev", "run_dir", "reference",
     "note",
@@ -103,9 +103,11 @@ class ResultGroup:
 
     @property
     def title(self) -> str:
+        flag = " (tracker identities, not reviewed)" if self.tracker_identities else ""
         if self.cross_dataset:
-            return f"cross-dataset: trained on {self.train_dataset}, tested on {self.dataset} — {self.protocol}"
-        return f"{self.dataset} — {self.protocol}"
+            return (f"cross-dataset: trained on {self.train_dataset}, tested on {self.dataset} — {self.protocol}"
+                    f"{flag}")
+        return f"{self.dataset} — {self.protocol}{flag}"
 
     @property
     def num_splits(self) -> int | None:
@@ -114,10 +116,17 @@ class ResultGroup:
         return max(values) if values else None
 
     @property
+    def tracker_identities(self) -> bool:
+        """The test dataset's identities are a tracker's, never reviewed (a built dataset's manifest says so)."""
+        values = self.rows["identities_verified"] if "identities_verified" in self.rows else []
+        return any(value is not None and not pd.isna(value) and not bool(value) for value in values)
+
+    @property
     def caption(self) -> str:
         """What makes the table's results comparable, so two tables are never mistaken for one."""
         fingerprint = self.dataset_fingerprint[:12] if self.dataset_fingerprint else "none recorded"
         splits = f", mean ± std over its {self.num_splits} splits" if self.num_splits else ""
+        splits += "; tracker identities, not reviewed" if self.tracker_identities else ""
         trained = (f"trained on {self.train_dataset} (fingerprint {self.train_dataset_fingerprint[:12]}), tested on "
                    if self.cross_dataset else "")
         return (f"{trained}dataset {self.dataset} (fingerprint {fingerprint}), protocol {self.protocol} "
@@ -171,6 +180,7 @@ def metrics_row(metrics: dict[str, Any], run_dir: Path | None) -> dict[str, Any]
         "recipe_hash": metrics.get("recipe_hash"),
         "captions": captions_label(metrics.get("captions")),
         "captions_info": metrics.get("captions"),
+        "identities_verified": metrics.get("identities_verified"),
         "pretrained": metrics.get("pretrained"),
         "weights": metrics.get("weights") or metrics.get("pretrained"),
         "split": metrics.get("split"),
@@ -232,6 +242,7 @@ def pending_row(record: RunRecord, run_dir: Path, status: str = UNFINISHED,
         "recipe": record.recipe.name,
         "recipe_hash": record.recipe.hash(),
         "captions": captions_label(record.dataset.captions),
+        "identities_verified": record.dataset.identities_verified,
         "pretrained": record.pretrained,
         "weights": weights_identity(record.weights) or record.pretrained,
         "split": record.protocol.split,

@@ -102,7 +102,8 @@ def plan_runs(models: Sequence[str], dataset: VideoReIDDataset, protocol: Protoc
     split_protocol = protocol.with_split(dataset.notes.get("split"))
     plans = []
     for name in names:
-        recipe = recipe_for(name, dataset.family, recipe_file, sets, shared=True)
+        recipe = recipe_for(name, dataset.family, recipe_file, sets, shared=True,
+                            pseudo_cameras=bool(dataset.notes.get("pseudo_cameras")))
         for seed in seeds:
             record = RunRecord.create(name, record_of_dataset, split_protocol, recipe, seed, pretrained)
             plans.append(PlannedRun(name, record, run_dir_for(out_dir, record)))

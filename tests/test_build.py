@@ -151,11 +151,32 @@ def test_test_split_keeps_multi_camera_identities_with_one_query_each():
 
 
 def test_splits_follow_the_source_and_draw_unsplit_videos_from_the_seed():
-    splits = assign_splits([("a", "train"), ("b", "val"), ("c", "test"), ("u1", None), ("u2", None),
-                            ("u3", None), ("u4", None)], Recipe(seed=1))
+    plan = assign_splits([("a", "train"), ("b", "val"), ("c", "test"), ("u1", None), ("u2", None),
+                          ("u3", None), ("u4", None)], Recipe(seed=1))
+    splits = plan.splits
     assert (splits["a"], splits["b"], splits["c"]) == ("train", "test", "test")
     assert sorted(splits[u] for u in ("u1", "u2", "u3", "u4")) == ["test", "test", "train", "train"]
-    assert assign_splits([("only", None)], Recipe()) == {"only": "test"}
+    assert plan.by == "source lists and seeded draw" and plan.moved == ()
+
+
+def test_one_video_is_split_in_time_or_refused_with_its_fix():
+    plan = assign_splits([("only", None)], Recipe())
+    assert plan.splits == {"only": "time"} and plan.by == "time"
+    with pytest.raises(ConfigError, match=r"every video of this build lands in test .*--groups FILE"):
+        assign_splits([("only", None)], Recipe(few_videos="refuse"))
+
+
+def test_groups_keep_clips_of_one_match_on_one_side_and_count_the_moves():
+    videos = [("v_m1_c001", "train"), ("v_m1_c002", "train"), ("v_m1_c003", "val"), ("v_m2_c001", "train"),
+              ("v_m3_c001", "val"), ("v_m3_c002", "train")]
+    from builders.groups import video_groups
+
+    groups = video_groups([v for v, _ in videos], "sportsmot")
+    assert groups["v_m1_c003"] == "m1" and groups["v_m3_c002"] == "m3"
+    plan = assign_splits(videos, Recipe(), groups)
+    assert plan.splits == {"v_m1_c001": "train", "v_m1_c002": "train", "v_m1_c003": "train", "v_m2_c001": "train",
+                           "v_m3_c001": "test", "v_m3_c002": "test"}  # a tie goes to test
+    assert plan.moved == ("v_m1_c003", "v_m3_c002")
 
 
 def test_invalid_recipe_names_the_parameter():
@@ -276,7 +297,7 @@ def test_dancetrack_build_round_trips(tmp_path):
 def test_single_motchallenge_sequence_becomes_a_test_set(tmp_path):
     rows = walkers(2, FRAMES)
     seq = write_sequence(tmp_path / "MOT17-02-SDP", rows, FRAMES, gt=gt_text(rows, "1,1,0.8"))
-    result = build_dataset("sports", seq, tmp_path / "ds", progress=False)
+    result = build_dataset("sports", seq, tmp_path / "ds", progress=False, recipe=Recipe(few_videos="test"))
     dataset = load(result.path)
     check_dataset(dataset)
     assert {k: result.counts[k] for k in expected_counts(0, 1, 2)} == expected_counts(0, 1, 2)
@@ -285,7 +306,7 @@ def test_single_motchallenge_sequence_becomes_a_test_set(tmp_path):
 def test_video_with_gt_builds_the_same_tracklets_as_its_frames(tmp_path):
     rows = walkers(2, FRAMES)
     video = write_video(tmp_path / "clips" / "match.mp4", rows, FRAMES)
-    result = build_dataset("sports", video, tmp_path / "ds", progress=False)
+    result = build_dataset("sports", video, tmp_path / "ds", progress=False, recipe=Recipe(few_videos="test"))
     dataset = load(result.path)
     check_dataset(dataset)
     assert {k: result.counts[k] for k in expected_counts(0, 1, 2)} == expected_counts(0, 1, 2)

@@ -53,10 +53,10 @@ def dance(tmp_path_factory) -> SynthResult:
 
 def test_sports_layout_is_sportsmot(sports):
     root = sports.root
-    names = ["v_synth-s7_c001", "v_synth-s7_c002", "v_synth-s7_c003"]
+    names = ["v_synth-s7m001_c001", "v_synth-s7m002_c001", "v_synth-s7m003_c001"]
     assert [(s.name, s.split) for s in sports.sequences] == list(zip(names, ["train", "train", "val"]))
-    assert (root / "splits_txt" / "train.txt").read_text() == "v_synth-s7_c001\nv_synth-s7_c002\n"
-    assert (root / "splits_txt" / "val.txt").read_text() == "v_synth-s7_c003\n"
+    assert (root / "splits_txt" / "train.txt").read_text() == "v_synth-s7m001_c001\nv_synth-s7m002_c001\n"
+    assert (root / "splits_txt" / "val.txt").read_text() == "v_synth-s7m003_c001\n"
     assert sorted(p.name for p in root.iterdir()) == ["dataset", "splits_txt"]
     for sequence in sports.sequences:
         assert sequence.path == root / "dataset" / sequence.split / sequence.name
@@ -175,7 +175,7 @@ def test_same_seed_same_bytes_other_seed_other_video(tmp_path):
     second = generate("sports", tmp_path / "b", seed=1, progress=True, **args)
     other = generate("sports", tmp_path / "c", seed=2, **args)
     assert tree_digest(first.root) == tree_digest(second.root)
-    frame = Path("dataset/train/v_synth-s1_c001/img1/000001.jpg")
+    frame = Path("dataset/train/v_synth-s1m001_c001/img1/000001.jpg")
     assert (first.root / frame).read_bytes() != (other.root / Path(str(frame).replace("s1", "s2"))).read_bytes()
 
 

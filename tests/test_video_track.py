@@ -35,6 +35,7 @@ cv2 = pytest.importorskip("cv2")
 pytest.importorskip("boxmot")
 
 FRAMES = 60  # at 10 fps: two pseudo-cameras of 25 frames around a 10-frame gap
+TEST_ONLY = Recipe(few_videos="test")  # one video whose people are there throughout: no time split is possible
 
 
 @pytest.fixture(autouse=True)
@@ -335,7 +336,7 @@ def test_bytetrack_on_noisy_detections_gives_pure_tracklets(synth_sequence, tmp_
     (tmp_path / "det.txt").write_text(noisy_detections(gt, seed=0, width=640, height=360))
     footage = FootageConfig(detections=tmp_path / "det.txt")
     out = tmp_path / "ds"
-    result = build_from_videos("sports", [synth_sequence], out, footage, progress=False)
+    result = build_from_videos("sports", [synth_sequence], out, footage, progress=False, recipe=TEST_ONLY)
 
     purity, lowest, tracklets = identity_purity(out, synth_sequence.name, gt)
     with capsys.disabled():
@@ -353,7 +354,8 @@ def test_resumed_build_reuses_tracks_and_reaches_the_same_fingerprint(synth_sequ
     gt = np.loadtxt(synth_sequence / "gt" / "gt.txt", delimiter=",")
     (tmp_path / "det.txt").write_text(noisy_detections(gt, seed=1, width=640, height=360))
     footage = FootageConfig(detections=tmp_path / "det.txt", sampling=Sampling(stride=2, max_frames=50))
-    first = build_from_videos("sports", [synth_sequence / "img1"], tmp_path / "ds", footage, progress=False)
+    first = build_from_videos("sports", [synth_sequence / "img1"], tmp_path / "ds", footage, progress=False,
+                              recipe=TEST_ONLY)
     tracks = np.loadtxt(tmp_path / "ds" / "tracks" / f"{synth_sequence.name}.txt", delimiter=",")
     assert set(tracks[:, 0].astype(int).tolist()) <= set(range(1, 100, 2))  # source numbers of sampled frames
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
@@ -363,7 +365,8 @@ def test_resumed_build_reuses_tracks_and_reaches_the_same_fingerprint(synth_sequ
         raise AssertionError("tracks were recomputed")
 
     monkeypatch.setattr(track_module, "track_video", no_tracking)
-    again = build_from_videos("sports", [synth_sequence / "img1"], tmp_path / "ds", footage, progress=False)
+    again = build_from_videos("sports", [synth_sequence / "img1"], tmp_path / "ds", footage, progress=False,
+                              recipe=TEST_ONLY)
     assert again.fingerprint == first.fingerprint and again.reused == (synth_sequence.name,)
 
 
@@ -378,7 +381,7 @@ def test_unreadable_videos_are_listed_and_the_others_built(tmp_path):
         (dets / f"{name}.txt").write_text(det_text(walkers(3, FRAMES)))
 
     result = build_from_videos("sports", [tmp_path / "in"], tmp_path / "ds", FootageConfig(detections=dets),
-                               progress=False)
+                               progress=False, recipe=TEST_ONLY)
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert [f["video"] for f in manifest["failures"]] == ["cut", "garbage"]
     assert all("cannot be opened as a video" in f["error"] for f in manifest["failures"])

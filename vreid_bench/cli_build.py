@@ -122,12 +122,23 @@ def build(
         f"({RECIPE_DEFAULT})."),
     seed: Optional[int] = typer.Option(
         None, "--seed", help=f"Seed of the query choice and of unsplit videos' split ({RECIPE_DEFAULT})."),
+    groups: Optional[Path] = typer.Option(
+        None, "--groups", help="CSV video,group: videos that may share people stay on one side of the split "
+        "(default: SportsMOT clips by their match, other videos each on their own)."),
+    few_videos: Optional[str] = typer.Option(
+        None, "--few-videos", help="Too few videos or groups for a train and a test side: time (split each video "
+        "in time), test (a test-only dataset) or refuse (default: time)."),
+    time_split_at: Optional[float] = typer.Option(
+        None, "--time-split-at", help=f"Fraction of a video before a time split's cut ({RECIPE_DEFAULT})."),
+    time_split_gap: Optional[float] = typer.Option(
+        None, "--time-split-gap", help=f"Seconds between a time split's two parts ({RECIPE_DEFAULT})."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Build a video-ReID dataset from MOT-annotated or raw footage (recipe vreid-build-1); re-running resumes."""
     import dataclasses
 
     from builders.build import build_dataset
+    from builders.groups import read_groups
     from builders.track import build_from_videos
     from builders.recipe import Recipe
     from vreid_bench.cli import console
@@ -137,7 +148,8 @@ def build(
                  "border_margin": border_margin, "max_overlap": max_overlap, "max_gap": max_gap, "segments": segments,
                  "segment_gap_s": segment_gap, "jpeg_quality": jpeg_quality, "crop_margin": crop_margin,
                  "max_tracklet_frames": max_tracklet_frames, "unsplit_test_fraction": unsplit_test_fraction,
-                 "seed": seed}
+                 "seed": seed, "few_videos": few_videos, "time_split_at": time_split_at,
+                 "time_split_gap_s": time_split_gap}
     recipe = dataclasses.replace(Recipe(), **{k: v for k, v in overrides.items() if v is not None})
     if crop_height is not None or crop_width is not None:
         default_height, default_width = recipe.crop_size
@@ -148,10 +160,11 @@ def build(
         config = _footage_config(detector, detections, classes, conf, imgsz, batch, device, tracker, tracker_opt,
                                  reid_weights, stride, max_frames, fps)
         result = build_from_videos(kind.value, footage, target, config, name=name, workers=workers, recipe=recipe,
-                                   progress=progress, executor=executor.value, ray_address=ray_address)
+                                   progress=progress, executor=executor.value, ray_address=ray_address,
+                                   groups=read_groups(groups) if groups is not None else None)
     else:
         result = build_dataset(kind.value, mot_root, target, name=name, workers=workers, recipe=recipe,
-                               progress=progress, executor=executor.value, ray_address=ray_address)
+                               progress=progress, executor=executor.value, ray_address=ray_address, groups=groups)
 
     table = Table(title=f"{result.name}  (fingerprint {result.fingerprint[:16]})")
     table.add_column("count")

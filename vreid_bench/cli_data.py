@@ -43,6 +43,12 @@ def info(
                       f"{s.frames_mean:.1f}", str(s.frames_max))
     console.print(table)
     console.print(f"default protocol: {dataset.default_protocol}")
+    if dataset.notes.get("identities_verified") is False:
+        console.print("identities: tracker identities, not reviewed (a fragment or an identity switch is not ground "
+                      "truth: `vreid review export` to check them)", highlight=False)
+    if dataset.notes.get("pseudo_cameras"):
+        console.print("cameras: pseudo-cameras (time segments of each video); CLIP models train without a camera "
+                      "embedding here", highlight=False)
     captions = dataset.captions
     if captions is None:
         console.print("training captions: none (`vreid caption --dataset ...` makes them)", highlight=False)

@@ -154,13 +154,14 @@ def run(
 ) -> None:
     """Train a model on a dataset with its recipe and evaluate it; results go to a run directory under --out."""
     from vreid_bench.cli import console
-    from vreid_bench.datasets import dataset_family
+    from vreid_bench.datasets import dataset_family, has_pseudo_cameras
     from vreid_bench.engine.train import run_training
     from vreid_bench.recipe import recipe_for
 
     all_sets = with_epochs(sets, epochs)
     chosen_split = parse_split(split)
-    resolved = recipe_for(model, dataset_family(dataset), recipe, recipe_sets(all_sets))
+    resolved = recipe_for(model, dataset_family(dataset), recipe, recipe_sets(all_sets),
+                          pseudo_cameras=has_pseudo_cameras(dataset))
     options = run_options(device, workers, eval_every, keep_checkpoint)
     results = []
     for data in datasets_for(dataset, root, chosen_split, captions, captions_dir):
@@ -371,11 +372,11 @@ def recipe_show(
     """Print a model's resolved recipe as YAML, each value followed by its source."""
     import sys
 
-    from vreid_bench.datasets import dataset_family
+    from vreid_bench.datasets import dataset_family, has_pseudo_cameras
     from vreid_bench.recipe import recipe_for, recipe_header
 
     family = dataset_family(dataset) if dataset else None
-    resolved = recipe_for(model, family, recipe, sets)
+    resolved = recipe_for(model, family, recipe, sets, pseudo_cameras=bool(dataset) and has_pseudo_cameras(dataset))
     sys.stdout.write(resolved.to_yaml(recipe_header(resolved, model, family)))
 
 

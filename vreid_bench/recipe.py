@@ -545,14 +545,24 @@ def _check_path(key: str) -> None:
         raise ConfigError(f"unknown recipe key {key!r}: {head} is a single value")
 
 
-def resolve(file: RecipeFile | None, dataset: str | None = None, sets: Sequence[str] = ()) -> Recipe:
-    """The recipe ``file`` (and its base) gives for ``dataset``, with ``--set`` changes applied."""
+PSEUDO_CAMERA_SOURCE = ("vreid: this dataset's cameras are pseudo-cameras (time segments of one video), which a "
+                        "camera embedding would learn as an offset between every query and its matches; --set "
+                        "model.camera_embedding=true turns it on")
+
+
+def resolve(file: RecipeFile | None, dataset: str | None = None, sets: Sequence[str] = (),
+            facts: Sequence[tuple[dict[str, Any], str]] = ()) -> Recipe:
+    """The recipe ``file`` (and its base) gives for ``dataset``, then ``facts`` (changes the dataset calls for,
+    each with its source), then the ``--set`` changes."""
     tree = default_tree()
     sources = {path: DEFAULT_SOURCE for path in _leaf_paths(tree)}
     if file is not None:
         for layer, layer_sources in _layers(file, dataset):
             tree = merge(tree, layer)
             sources.update(layer_sources)
+    for layer, source in facts:
+        tree = merge(tree, layer)
+        sources.update({path: source for path in _leaf_paths(layer)})
     changes, protocol = parse_sets(sets)
     if protocol:
         keys = ", ".join(f"protocol.{k}" for k in protocol)
@@ -569,7 +579,7 @@ def reference_recipe(model: str, dataset: str | None = None, sets: Sequence[str]
 
 
 def recipe_for(model: str, dataset: str | None = None, file: str | os.PathLike[str] | None = None,
-               sets: Sequence[str] = (), shared: bool = False) -> Recipe:
+               sets: Sequence[str] = (), shared: bool = False, pseudo_cameras: bool = False) -> Recipe:
     """The recipe ``model`` trains with on dataset family ``dataset``: its reference recipe, or ``file``, then
     ``sets``; every model option and stage is checked against the model.
 
@@ -578,16 +588,23 @@ def recipe_for(model: str, dataset: str | None = None, file: str | os.PathLike[s
     ``stages`` keys the shared file itself (not its base) and ``sets`` write, where the model has them. Keys a
     model lacks are dropped here (:func:`check_shared_keys` checks that each belongs to one of the models);
     otherwise an unknown key is refused.
+
+    ``pseudo_cameras``: the dataset's cameras are time segments of single videos (every ``vreid build``), so a
+    model with a camera embedding trains without it unless ``sets`` turn it on (:data:`PSEUDO_CAMERA_SOURCE`).
     """
     from vreid_bench.models import config_class, get_model_entry, model_config, stage_settings
 
     entry = get_model_entry(model)
     own = _packaged_recipe(entry.name)
-    recipe = resolve(read_recipe_file(file) if file is not None else own, dataset, sets)
+    facts = []
+    if pseudo_cameras and "camera_embedding" in {f.name for f in dataclasses.fields(config_class(entry.name))}:
+        facts.append(({"model": {"camera_embedding": False}}, PSEUDO_CAMERA_SOURCE))
+    recipe = resolve(read_recipe_file(file) if file is not None else own, dataset, sets, facts)
     if file is None and own is None:  # a model registered without a recipe trains with vreid's defaults
         recipe = dataclasses.replace(recipe, name=entry.name)
     if shared and file is not None:
-        recipe = _with_own_model_options(recipe, resolve(own, dataset), read_recipe_file(file), dataset, sets)
+        recipe = _with_own_model_options(recipe, resolve(own, dataset, facts=facts), read_recipe_file(file), dataset,
+                                         sets)
     fields = {f.name for f in dataclasses.fields(config_class(entry.name))}
     stages = set(getattr(config_class(entry.name), "STAGES", {}))
     foreign = [f"model.{key}" for key in recipe.model if key not in fields]

@@ -46,9 +46,12 @@ class Layout:
         return 6 if self.kind == "sports" else 8
 
     def sequence_name(self, seed: int, index: int) -> str:
-        """SportsMOT names clips ``v_<video id>_c<clip>``, DanceTrack ``dancetrack<4 digits>``; index is 0-based."""
+        """SportsMOT names clips ``v_<match video id>_c<clip>``, DanceTrack ``dancetrack<4 digits>``; index is 0-based.
+
+        Every synthetic clip draws its own people, so each is the first clip of a match of its own: clips that
+        shared a match would be kept on one side of a split (:mod:`builders.groups`)."""
         if self.kind == "sports":
-            return f"v_synth-s{seed}_c{index + 1:03d}"
+            return f"v_synth-s{seed}m{index + 1:03d}_c001"
         return f"dancetrack{index + 1:04d}"
 
     def split_dir(self, root: Path, split: Split) -> Path:

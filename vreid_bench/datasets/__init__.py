@@ -186,6 +186,19 @@ def dataset_family(name_or_path: str | os.PathLike[str]) -> str | None:
     return FAMILIES.get(entry.name, entry.name)
 
 
+def has_pseudo_cameras(name_or_path: str | os.PathLike[str]) -> bool:
+    """Whether a dataset's cameras are time segments of single videos (every build), without loading it."""
+    path = Path(name_or_path)
+    if is_toolkit_dataset(path):
+        import json
+
+        try:
+            return bool(json.loads((path / "manifest.json").read_text()).get("pseudo_cameras", True))
+        except (OSError, ValueError):
+            return True
+    return get_entry(str(name_or_path)).loader == TOOLKIT_LOADER
+
+
 def find_dataset_dir(root: str | os.PathLike[str], folder: str, marker: str, entry_name: str) -> Path:
     """Resolve ``root`` that is either the dataset folder itself (it holds ``marker``) or its parent."""
     root = Path(root)
@@ -198,5 +211,5 @@ def find_dataset_dir(root: str | os.PathLike[str], folder: str, marker: str, ent
     )
 
 
-__all__ = ["DATASETS", "DatasetEntry", "data_root", "dataset_family", "find_dataset_dir", "get_entry", "load",
-           "register_dataset"]
+__all__ = ["DATASETS", "DatasetEntry", "data_root", "dataset_family", "find_dataset_dir", "get_entry",
+           "has_pseudo_cameras", "load", "register_dataset"]

@@ -122,5 +122,6 @@ def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDa
         benchmark=manifest.get("benchmark"),
         fingerprint=manifest.get("fingerprint"),
         pid_names=dict(enumerate(pid_names)),
-        notes={"recipe": manifest.get("recipe"), "identities_verified": manifest.get("identities_verified")},
+        notes={"recipe": manifest.get("recipe"), "identities_verified": manifest.get("identities_verified"),
+               "pseudo_cameras": bool(manifest.get("pseudo_cameras", True))},
     )

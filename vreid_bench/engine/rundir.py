@@ -61,6 +61,7 @@ class DatasetRecord:
     fingerprint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # loader options, e.g. the split of iLIDS-VID
     captions: dict[str, Any] | None = None  # CaptionSet.to_dict() of the training captions, where the model uses them
+    identities_verified: bool | None = None  # False: a build's tracker identities, never reviewed
 
     @classmethod
     def of(cls, dataset: VideoReIDDataset, source: str | None = None, root: str | None = None) -> "DatasetRecord":
@@ -72,8 +73,9 @@ class DatasetRecord:
         root = str(Path(root).resolve()) if root is not None else None
         options = {"split": dataset.notes["split"]} if "split" in dataset.notes else {}
         captions = dataset.captions.to_dict() if dataset.captions is not None else None
+        verified = dataset.notes.get("identities_verified")
         return cls(name=dataset.name, source=source, root=root, fingerprint=dataset.fingerprint, options=options,
-                   captions=captions)
+                   captions=captions, identities_verified=None if verified is None else bool(verified))
 
     def without_captions(self) -> "DatasetRecord":
         return replace(self, captions=None) if self.captions is not None else self
@@ -167,7 +169,7 @@ class RunRecord:
             "weights": self.weights,
             "dataset": {"name": self.dataset.name, "source": self.dataset.source, "root": self.dataset.root,
                         "fingerprint": self.dataset.fingerprint, "options": self.dataset.options,
-                        "captions": self.dataset.captions},
+                        "captions": self.dataset.captions, "identities_verified": self.dataset.identities_verified},
             "protocol": self.protocol.to_dict(),
             "recipe_name": self.recipe.name,
             "recipe_hash": self.recipe.hash(),

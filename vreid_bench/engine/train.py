@@ -472,6 +472,7 @@ def _final_metrics(model: ReIDModel, record: RunRecord, dataset: VideoReIDDatase
         "benchmark": dataset.benchmark, "split": protocol.split, "num_splits": dataset.notes.get("num_splits"),
         "protocol": protocol.name, "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
         "recipe": record.recipe.name, "recipe_hash": record.recipe.hash(), "captions": record.dataset.captions,
+        "identities_verified": dataset.notes.get("identities_verified"),
         **rank_metrics(result, tracklet_ids(dataset.query, "query")),
         "params": cost.params, "training_params": cost.training_params, "gflops_per_clip": cost.gflops_per_clip,
         "clips_per_s": features.clips_per_s, "inference_dtype": dtype_name(amp_dtype(record.recipe.amp, ctx.device)),
