@@ -24,13 +24,14 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from builders.crops import ChunkResult, CropChunk, FrameCrops, crop_regions, limit_threads, run_chunk
 from builders.executor import check_executor, make_executor
-from builders.mot import MotSequence, MotSource, read_mot_root
+from builders.mot import MotSequence, MotSource, TrackTable, read_mot_root
 from builders.groups import read_groups, video_groups
 from builders.recipe import (
     RECIPE_NAME,
@@ -42,7 +43,7 @@ from builders.recipe import (
     plan_time_split,
     plan_video,
 )
-from vreid_bench.datasets.toolkit import FORMAT_VERSION, TRACKLET_COLUMNS
+from vreid_bench.datasets.toolkit import FORMAT_VERSION, TRACKLET_COLUMNS, linked
 from vreid_bench.errors import ConfigError, UnknownNameError
 from vreid_bench.io import (
     atomic_write_bytes,
@@ -83,6 +84,7 @@ class BuildResult:
     built: tuple[str, ...]
     reused: tuple[str, ...]
     notes: tuple[str, ...]
+    evaluation: dict[str, Any] | None = None  # tracking scores against ground truth (--eval-tracking)
 
 
 @dataclass(frozen=True)
@@ -310,25 +312,29 @@ def tracklet_table(records: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def fingerprint(recipe: Recipe, table: str, records: list[dict]) -> str:
-    """sha256 over the recipe, the tracklet table and each video's crop hash: equal for equal content."""
+def fingerprint(recipe: Recipe, table: str, records: list[dict], links: Mapping[str, str] | None = None) -> str:
+    """sha256 over the recipe, the tracklet table, each video's crop hash and the identity links across videos
+    (a review's): equal for equal content."""
     sha = hashlib.sha256()
     sha.update(json.dumps({"name": RECIPE_NAME, "params": recipe.params()}, sort_keys=True).encode())
     sha.update(table.encode())
     for record in records:
         sha.update(f"{record['video']} {record['crops_sha256']}\n".encode())
+    if links:
+        sha.update(json.dumps(dict(links), sort_keys=True).encode())
     return sha.hexdigest()
 
 
-def dataset_counts(records: list[dict], n_skipped: int) -> dict[str, int]:
+def dataset_counts(records: list[dict], n_skipped: int, links: Mapping[str, str] | None = None) -> dict[str, int]:
     rows = [row for record in records for row in record["rows"]]
+    links = links or {}
     counts = {
         "videos": len(records),
         "videos_train": sum(r["split"] == "train" for r in records),
         "videos_test": sum(r["split"] == "test" for r in records),
         "videos_split_in_time": sum(r["split"] == "time" for r in records),
-        "identities_train": len({row["pid"] for row in rows if row["split"] == "train"}),
-        "identities_test": len({row["pid"] for row in rows if row["split"] != "train"}),
+        "identities_train": len({linked(row["pid"], links) for row in rows if row["split"] == "train"}),
+        "identities_test": len({linked(row["pid"], links) for row in rows if row["split"] != "train"}),
         "tracklets_train": sum(row["split"] == "train" for row in rows),
         "tracklets_query": sum(row["split"] == "query" for row in rows),
         "tracklets_gallery": sum(row["split"] == "gallery" for row in rows),
@@ -377,6 +383,20 @@ def _copy_attributes(out: Path, sequences: tuple[MotSequence, ...]) -> None:
             atomic_write_bytes(out / "attributes" / f"{sequence.name}.json", sequence.attributes_path.read_bytes())
 
 
+def _evaluate(source: MotSource, units: Sequence[VideoUnit],
+              ground_truth: Mapping[str, tuple[TrackTable, np.ndarray]]) -> dict[str, Any]:
+    """TrackEval scores of the source's tracks and the purity of the built identities, per video and overall."""
+    from builders.tracking_eval import evaluate_tracking, identity_counts, identity_quality
+
+    by_name = {sequence.name: sequence for sequence in source.sequences}
+    scored = {video: (by_name[video].gt, truth, frames) for video, (truth, frames) in ground_truth.items()}
+    counts = {unit.video: identity_counts(list(unit.plan.tracklets), ground_truth[unit.video][0])
+              for unit in units if unit.video in ground_truth}
+    return {"tracking": evaluate_tracking(scored),
+            "identities": {"combined": identity_quality(list(counts.values())),
+                           "per_video": {video: identity_quality([c]) for video, c in counts.items()}}}
+
+
 def _check_time_split(units: Sequence[VideoUnit]) -> None:
     """A time split must leave training and test identities; say what to do where it cannot."""
     rows = [row for unit in units for row in unit.rows]
@@ -413,12 +433,15 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
                       identities_verified: bool = True, executor: str = "process",
                       ray_address: str | None = None, failures: Sequence[Mapping[str, str]] = (),
                       tracking: Mapping[str, object] | None = None,
-                      groups: Mapping[str, str] | None = None) -> BuildResult:
+                      groups: Mapping[str, str] | None = None,
+                      ground_truth: Mapping[str, tuple[TrackTable, np.ndarray]] | None = None) -> BuildResult:
     """Build from sequences already read (ground truth, or tracker output with ``identities_verified=False``).
 
     ``failures`` (video, path, error) are inputs that could not be read, recorded in the manifest; ``tracking``
     describes how tracker output was made (detector, tracker, sampling) and is recorded beside them. ``groups``
     (video -> group, a ``--groups`` file) keeps videos that share people on one side of the split.
+    ``ground_truth`` (video -> (true tracks, frames read)) scores the source's tracks and the built identities
+    against the truth (:mod:`builders.tracking_eval`); the scores go into the manifest's ``tracking``.
     """
     out = Path(out)
     names = [s.name for s in source.sequences]
@@ -428,6 +451,7 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
     units = [_unit(s, splits[s.name], recipe, out / "crops" / s.name) for s in source.sequences]
     if split_plan.by == "time":
         _check_time_split(units)
+    evaluation = _evaluate(source, units, ground_truth) if ground_truth else None
     _prepare_output(out)
     stale = _remove_stale(out, {unit.video for unit in units})
     records = {unit.video: record for unit in units
@@ -471,7 +495,10 @@ def build_from_source(kind: str, source: MotSource, out: str | os.PathLike[str],
     }
     if tracking is not None:
         manifest["tracking"] = dict(tracking)
+    if evaluation is not None:
+        manifest.setdefault("tracking", {})["evaluation"] = evaluation
     atomic_write_json(out / "manifest.json", manifest)  # last: its presence marks the dataset complete
     return BuildResult(path=out, name=manifest["name"], fingerprint=digest, counts=counts,
                        built=tuple(unit.video for unit in todo),
-                       reused=tuple(unit.video for unit in units if unit.video not in built), notes=notes)
+                       reused=tuple(unit.video for unit in units if unit.video not in built), notes=notes,
+                       evaluation=evaluation)

@@ -5,8 +5,12 @@ may jump from one person to another (an identity switch), and a track may follow
 sheet shows every identity (one contact-sheet image per track, its tracklets over time with frame numbers) and
 a CSV with one row per identity and three columns for the reviewer:
 
-- ``merge_into``: another pid of the same video; both tracks become that identity. Chains (a -> b -> c) join
-  all three; a cycle is refused. Merged tracks must not share a frame (a person fills one box per frame).
+- ``merge_into``: another pid of the same video, or of another video of the same group (clips of one match,
+  which share players: the manifest's ``split.groups``); both become that identity. Within a video the merged
+  tracks become one track and must not share a frame (a person fills one box per frame); chains (a -> b -> c)
+  join all three, and a cycle is refused. Across videos each track keeps its crops and its own pid, and the
+  manifest's ``identity_links`` says the source is the target's person; the loader gives both one identity. Such a
+  merge is a step of its own: straight into the target, with no other merge into the source in the same sheet.
 - ``split_at_frame``: one or more frame numbers separated by ``;``; from each of them on, the track is a new
   identity ``<video>:<track>s<k>``, while the part before the first keeps the pid.
 - ``drop``: yes/1/true; the identity and its crops are removed.
@@ -29,6 +33,7 @@ dataset loads with its old contents or its new ones, never a mix (the loader fin
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -45,7 +50,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from builders.build import RECORD_NAME, crops_digest, dataset_counts, fingerprint, tracklet_table
 from builders.captions.recipe import evenly_spaced
 from builders.contact_sheet import Font, SheetLayout, identity_colour, thumbnail
-from builders.recipe import RECIPE_NAME, CuratedTracklet, PlannedTracklet, Recipe, curate_track, plan_video
+from builders.recipe import (
+    RECIPE_NAME,
+    CuratedTracklet,
+    PlannedTracklet,
+    Recipe,
+    curate_track,
+    plan_time_split,
+    plan_video,
+)
 from vreid_bench.captions import CAPTIONS_FILE
 from vreid_bench.datasets.toolkit import read_manifest
 from vreid_bench.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
@@ -121,6 +134,10 @@ class DatasetState:
 
     def video_identities(self, video: str) -> list[Identity]:
         return [identity for identity in self.identities.values() if identity.video == video]
+
+    def group_of(self, video: str) -> str:
+        """The video's group (videos that may share people, kept on one side of the split), itself by default."""
+        return str(((self.manifest.get("split") or {}).get("groups") or {}).get(video, video))
 
 
 def _recipe_of(manifest: dict, path: Path) -> Recipe:
@@ -337,7 +354,8 @@ class ReviewEdits:
     sheet: Path
     sheet_sha256: str
     edits: tuple[SheetEdit, ...]
-    merge_target: dict[str, str]
+    merge_target: dict[str, str]  # merges within a video
+    links: dict[str, str] = dataclasses.field(default_factory=dict)  # merges across videos of a group
 
     @property
     def merged(self) -> int:
@@ -356,8 +374,8 @@ class ReviewEdits:
         return self.merged + self.split_frames + self.dropped
 
     def touched(self) -> set[str]:
-        """pids whose identity changes: edited rows and merge targets."""
-        return {edit.pid for edit in self.edits} | set(self.merge_target.values())
+        """pids whose tracks change: edited rows and merge targets (merges across videos change no track)."""
+        return {edit.pid for edit in self.edits if edit.pid not in self.links} | set(self.merge_target.values())
 
 
 def _error(sheet: Path, line: int, problem: str, fix: str) -> ConfigError:
@@ -442,9 +460,10 @@ def _resolve_merges(sheet: Path, edits: dict[str, SheetEdit], state: DatasetStat
                          "give the pid of another identity of the same video")
         if target.pid == source.pid:
             raise _error(sheet, edit.line, f"{source.pid} is merged into itself", "give another pid, or leave it empty")
-        if target.video != source.video:
+        if target.video != source.video and state.group_of(target.video) != state.group_of(source.video):
             raise _error(sheet, edit.line, f"merge_into {target.pid} is in video {target.video}, {source.pid} in "
-                         f"{source.video}", "merge only identities of the same video (identities are video-scoped)")
+                         f"{source.video}, of another group", "merge only identities of one video, or of videos of "
+                         "one group (clips of one match, kept on one side of the split)")
         other = edits.get(target.pid)
         if other is not None and (other.drop or other.split_at):
             kind = "dropped" if other.drop else "split"
@@ -467,15 +486,17 @@ def _resolve_merges(sheet: Path, edits: dict[str, SheetEdit], state: DatasetStat
 def _check_overlaps(sheet: Path, edits: dict[str, SheetEdit], merge_target: dict[str, str],
                     state: DatasetState) -> None:
     """Tracks merged into one identity must not share a frame: a person is one box per frame."""
-    taken = {target: set(state.identities[target].frames.tolist()) for target in set(merge_target.values())}
+    taken = {(target, state.identities[target].video): set(state.identities[target].frames.tolist())
+             for target in set(merge_target.values())}
     for pid in sorted(merge_target, key=lambda p: edits[p].line):
-        target = merge_target[pid]
+        key = (merge_target[pid], state.identities[pid].video)  # frames only clash within one video
         frames = set(state.identities[pid].frames.tolist())
-        shared = sorted(frames & taken[target])
+        shared = sorted(frames & taken.get(key, set()))
         if shared:
-            raise _error(sheet, edits[pid].line, f"{pid} and the identity it merges into ({target}) both have a crop "
-                         f"at frame {shared[0]}", "merge only tracks that do not overlap in time; drop a duplicate")
-        taken[target] |= frames
+            raise _error(sheet, edits[pid].line, f"{pid} and the identity it merges into ({key[0]}) both have a crop "
+                         f"at frame {shared[0]} of {key[1]}", "merge only tracks that do not overlap in time; drop "
+                         "a duplicate")
+        taken[key] = taken.get(key, set()) | frames
 
 
 def _sheet_rows(data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict[str, str]]]]:
@@ -515,8 +536,34 @@ def read_sheet(sheet: str | os.PathLike[str], state: DatasetState) -> ReviewEdit
         if edit is not None:
             edits[edit.pid] = edit
     merge_target = _resolve_merges(sheet, edits, state)
+    links = _cross_video_links(sheet, edits, merge_target, state)
+    merge_target = {pid: target for pid, target in merge_target.items() if pid not in links}
     _check_overlaps(sheet, edits, merge_target, state)
-    return ReviewEdits(sheet, hashlib.sha256(data).hexdigest(), tuple(edits.values()), merge_target)
+    return ReviewEdits(sheet, hashlib.sha256(data).hexdigest(), tuple(edits.values()), merge_target, links)
+
+
+def _side(identity: Identity) -> str:
+    return "train" if identity.tracklets[0].split == "train" else "test"
+
+
+def _cross_video_links(sheet: Path, edits: dict[str, SheetEdit], merge_target: dict[str, str],
+                       state: DatasetState) -> dict[str, str]:
+    """The merges whose target is in another video: source pid -> target pid, each a step of its own."""
+    links = {}
+    for pid, target in merge_target.items():
+        source = state.identities[pid]
+        if state.identities[target].video == source.video:
+            continue
+        edit = edits[pid]
+        if edit.merge_into != target or any(t == pid for p, t in merge_target.items() if p != pid):
+            raise _error(sheet, edit.line, f"{pid} merges into {target} of another video through a chain, or other "
+                         "identities merge into it", "merge across videos straight into the target, in a sheet of "
+                         "its own; apply the other merges first")
+        if _side(source) != _side(state.identities[target]):
+            raise _error(sheet, edit.line, f"{pid} is a {_side(source)} identity and {target} a "
+                         f"{_side(state.identities[target])} one", "merge only identities of one side of the split")
+        links[pid] = target
+    return links
 
 
 # ------------------------------------------------------------------------------------------ the new identities
@@ -602,16 +649,21 @@ def plan_review(state: DatasetState, edits: ReviewEdits, video: str) -> VideoRev
         crops.extend(paths)
         return np.arange(len(crops) - len(paths), len(crops))  # (n,)
 
-    curated: list[CuratedTracklet] = []
+    curated: dict[str, list[CuratedTracklet]] = {"train": [], "test": []}  # by the identity's side of the split
     for identity in identities:
+        side = "train" if identity.tracklets[0].split == "train" else "test"
         if identity.pid not in replaced:
-            curated += [CuratedTracklet(identity.track, t.camid, t.frames, indices(t.crops))
-                        for t in identity.tracklets]
+            curated[side] += [CuratedTracklet(identity.track, t.camid, t.frames, indices(t.crops))
+                              for t in identity.tracklets]
             continue
         for track, frames, paths in replaced[identity.pid]:
-            curated += curate_track(track, frames, indices(paths), gap, state.recipe)
+            curated[side] += curate_track(track, frames, indices(paths), gap, state.recipe)
     record = state.records[video]
-    plan = plan_video(video, record["split"], curated, dict(record["counts"]), state.recipe)
+    if record["split"] == "time":  # a video split in time keeps each identity on its side
+        plan = plan_time_split(video, curated["train"], curated["test"], dict(record["counts"]), state.recipe)
+    else:
+        plan = plan_video(video, record["split"], curated["train"] + curated["test"], dict(record["counts"]),
+                          state.recipe)
     single_camera = int(record["counts"].get("test_identities_single_camera", 0))  # dropped by the build
     counts = {**plan.counts,
               "test_identities_single_camera": single_camera + plan.counts["test_identities_single_camera"]}
@@ -729,13 +781,15 @@ def apply_review(dataset_dir: str | os.PathLike[str], sheet: str | os.PathLike[s
     reviews = {video: plan_review(state, edits, video) for video in videos}
     before = sum(len(state.video_identities(video)) for video in videos)
     after = len({t.pid for review in reviews.values() for t in review.tracklets})
-    removed = before - edits.merged - edits.dropped + edits.split_frames - after
+    removed = before - (edits.merged - len(edits.links)) - edits.dropped + edits.split_frames - after
     previous = state.manifest.get("fingerprint")
     entry: dict[str, object] = {"sheet_sha256": edits.sheet_sha256, "edits": edits.count, "merged": edits.merged,
                                 "split_frames": edits.split_frames, "dropped": edits.dropped, "videos": list(videos),
                                 "identities_removed": removed, "previous_fingerprint": previous}
     digest, counts = previous, state.manifest.get("counts", {})
+    links = {**state.manifest.get("identity_links", {}), **edits.links}
     with Transaction(state.root) as change:  # the old dataset or the new one, never a mix, even across a crash
+        records = state.records
         if reviews:
             records = {**state.records, **_stage_videos(change, state, reviews, entry, progress)}
             table = tracklet_table(list(records.values()))
@@ -743,10 +797,14 @@ def apply_review(dataset_dir: str | os.PathLike[str], sheet: str | os.PathLike[s
             captions = _kept_captions(state.root, _stale_tracklet_ids(state, reviews))
             if captions is not None:
                 atomic_write_text(change.file(state.root / CAPTIONS_FILE), captions)
-            digest = fingerprint(state.recipe, table, list(records.values()))
-            counts = dataset_counts(list(records.values()), int(counts.get("sequences_skipped", 0)))
+        if reviews or edits.links:
+            table = tracklet_table(list(records.values()))
+            digest = fingerprint(state.recipe, table, list(records.values()), links)
+            counts = dataset_counts(list(records.values()), int(counts.get("sequences_skipped", 0)), links)
         manifest = {**state.manifest, "counts": counts, "fingerprint": digest, "identities_verified": True,
                     "review": entry}
+        if links:
+            manifest["identity_links"] = links
         atomic_write_json(change.file(state.root / "manifest.json"), manifest)
         change.commit()
     return ReviewResult(path=state.root, fingerprint=str(digest), previous_fingerprint=previous, edits=edits.count,

@@ -38,11 +38,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from builders.build import KINDS, BuildResult, _prepare_output, build_from_source
 from builders.executor import check_executor, make_executor
 from builders.detect import DetectionFile, DetectorConfig, YoloDetector, detection_files, resolve_weights
+from builders.tracking_eval import ground_truth_path, read_ground_truth
 from builders.mot import MotSequence, MotSource, TrackTable, make_track_table, read_gt
 from builders.recipe import Recipe
 from builders.video import DEFAULT_FRAME_RATE, Sampling, VideoInfo, VideoInput, VideoReadError, collect_videos, probe
 from builders.video import read_frames
-from vreid_bench.errors import ConfigError, DatasetFormatError, UnknownNameError
+from vreid_bench.errors import ConfigError, DatasetFormatError, DatasetNotFoundError, UnknownNameError
 from vreid_bench.io import atomic_write_json, atomic_write_text
 
 DEFAULT_TRACKER = "bytetrack"
@@ -337,8 +338,11 @@ class _Detections:
 
     def __init__(self, config: FootageConfig, videos: Sequence[VideoInput]) -> None:
         self.config = config
-        self.files = (detection_files(config.detections, [v.name for v in videos])
-                      if config.detections is not None else None)
+        if config.detections is not None and str(config.detections) == PUBLIC_DETECTIONS:
+            self.files: dict[str, Path] | None = public_detection_files(videos)
+        else:
+            self.files = (detection_files(config.detections, [v.name for v in videos])
+                          if config.detections is not None else None)
         if self.files is None:
             resolve_weights(config.detector.weights)  # missing weights fail now, not after the first video
         self._yolo: YoloDetector | None = None
@@ -434,8 +438,12 @@ def _track_all(inputs: Sequence[VideoInput], detections: _Detections, folder: Pa
 def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                       footage: FootageConfig = FootageConfig(), name: str | None = None, workers: int = 1,
                       recipe: Recipe = Recipe(), progress: bool = True, executor: str = "process",
-                      ray_address: str | None = None, groups: Mapping[str, str] | None = None) -> BuildResult:
+                      ray_address: str | None = None, groups: Mapping[str, str] | None = None,
+                      eval_tracking: bool = False) -> BuildResult:
     """Build (or resume) a dataset in ``out`` from raw footage: detect, track, then the MOT builder's recipe.
+
+    ``eval_tracking`` scores the tracks against the footage's ground truth (:mod:`builders.tracking_eval`) and
+    records the scores in the manifest; footage without ground truth is a one-line error.
 
     Inputs, detections and the tracker are checked before any video is processed; a video that cannot be read
     is listed in the manifest's ``failures`` and the others are built. With one worker, detection and tracking
@@ -447,6 +455,7 @@ def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: 
         raise UnknownNameError(f"unknown footage kind {kind!r}: use one of {', '.join(KINDS)}")
     check_executor(executor, workers, ray_address)
     inputs = collect_videos(videos)
+    truths = _ground_truths(inputs) if eval_tracking else {}
     detections = _Detections(footage, inputs)
     create_tracker(footage.tracker, DEFAULT_FRAME_RATE)  # a bad tracker setting fails now, not after detection
     out = Path(out)
@@ -473,6 +482,43 @@ def build_from_videos(kind: str, videos: Sequence[str | os.PathLike[str]], out: 
                 "reid_weights": None if footage.tracker.reid_weights is None else str(footage.tracker.reid_weights),
                 "stride": footage.sampling.stride, "max_frames": footage.sampling.max_frames,
                 "max_gap_sampled_frames": recipe.max_gap}
+    ground_truth = {s.name: (read_ground_truth(truths[s.name]), _frames_read(s, footage.sampling))
+                    for s in sequences if s.name in truths}
     return build_from_source(kind, source, out, name, workers, sampled_recipe(recipe, footage.sampling), progress,
                              identities_verified=False, executor=executor, ray_address=ray_address,
-                             failures=failures, tracking=tracking, groups=groups)
+                             failures=failures, tracking=tracking, groups=groups,
+                             ground_truth=ground_truth if eval_tracking else None)
+
+
+PUBLIC_DETECTIONS = "public"  # --detections public: each MOT sequence's own det/det.txt
+
+
+def public_detection_files(videos: Sequence[VideoInput]) -> dict[str, Path]:
+    """Each input's public detections, ``<seq>/det/det.txt`` beside its frames (MOTChallenge, ``vreid synth``)."""
+    found = {}
+    for video in videos:
+        sequence = video.path.parent if video.path.name == "img1" else video.path
+        path = sequence / "det" / "det.txt"
+        if not path.is_file():
+            raise DatasetNotFoundError(f"--detections public: {video.name} has no {path}; give a MOT sequence with "
+                                       "public detections (`vreid synth` writes them), or a det.txt file or folder")
+        found[video.name] = path
+    return found
+
+
+def _frames_read(sequence: MotSequence, sampling: Sampling) -> np.ndarray:
+    """The source frame numbers a build read of ``sequence``: the ones tracking is scored on."""
+    if sequence.frame_files:
+        return np.asarray(sorted(sequence.frame_files), dtype=np.int64)
+    return sampling.frame_numbers(sequence.n_frames)
+
+
+def _ground_truths(inputs: Sequence[VideoInput]) -> dict[str, Path]:
+    """The ground truth of every input, for --eval-tracking: all of them need one."""
+    found = {video.name: ground_truth_path(video.path) for video in inputs}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise ConfigError(f"--eval-tracking needs ground truth, and {', '.join(missing[:3])} has none (a MOT "
+                          "sequence's gt/gt.txt, or <video>.gt.txt beside a video file): leave out --eval-tracking "
+                          "or give footage with ground truth (`vreid synth` writes it)")
+    return {name: path for name, path in found.items() if path is not None}

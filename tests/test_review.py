@@ -273,10 +273,10 @@ def test_an_empty_sheet_only_marks_identities_verified(dataset, blank_sheet, tmp
 
 
 BAD_EDITS = [
-    ({f"{TEST}:4": {"merge_into": f"{TRAIN}:1"}}, f"{TEST}:4", r"is in video v_a_c001.*same video"),
+    ({f"{TEST}:4": {"merge_into": f"{TRAIN}:1"}}, f"{TEST}:4", r"is in video v_a_c001.*of another group; merge only identities of one video, or of videos of one group"),
     ({f"{TEST}:1": {"merge_into": f"{TEST}:4"}, f"{TEST}:4": {"merge_into": f"{TEST}:1"}}, f"{TEST}:1",
      r"merge cycle v_b_c002:1 -> v_b_c002:4 -> v_b_c002:1"),
-    ({f"{TEST}:6": {"merge_into": f"{TEST}:1"}}, f"{TEST}:6", r"both have a crop at frame 1;.*do not overlap"),
+    ({f"{TEST}:6": {"merge_into": f"{TEST}:1"}}, f"{TEST}:6", r"both have a crop at frame 1 of v_b_c002;.*do not overlap"),
     ({f"{TEST}:1": {"merge_into": f"{TEST}:4"}, f"{TEST}:5": {"merge_into": f"{TEST}:1"}}, f"{TEST}:5",
      r"v_b_c002:5 and the identity it merges into \(v_b_c002:4\) both have a crop at frame 1"),  # via the chain
     ({f"{TEST}:4": {"merge_into": f"{TEST}:9"}}, f"{TEST}:4", r"merge_into 'v_b_c002:9' is not a pid"),
@@ -423,3 +423,34 @@ def test_cli_bad_sheet_exits_2_with_one_line(cli_app, dataset, blank_sheet, tmp_
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and f"sheet.csv:{LINE[f'{TEST}:5']}: drop 'maybe'" in err
+
+
+def test_the_same_player_in_two_clips_of_one_match_becomes_one_identity(tmp_path):
+    from test_mot_readers import write_sportsmot
+
+    source = write_sportsmot(tmp_path / "src", {"train": ["v_m1_c001", "v_m1_c002"], "val": ["v_m2_c001"]},
+                             people=2, frames=60)
+    out = tmp_path / "ds"
+    build_from_source("sports", read_mot_root(source), out, recipe=RECIPE, progress=False)
+    before = load(out)
+    assert len(before.train_pids) == 4  # two players in each clip of match m1
+    sheet = export_review(out, tmp_path / "sheet")
+    write_sheet(sheet.csv, read_rows(sheet.csv), {"v_m1_c002:1": {"merge_into": "v_m1_c001:1"}})
+    result = apply_review(out, sheet.csv)
+    assert (result.merged, result.videos, result.identities_removed) == (1, (), 0)  # the manifest links the two
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["identity_links"] == {"v_m1_c002:1": "v_m1_c001:1"}
+    assert manifest["counts"]["identities_train"] == 3 and result.fingerprint != result.previous_fingerprint
+    after = load(out)
+    names = {after.pid_names[t.pid] for t in after.train}
+    assert names == {"v_m1_c001:1", "v_m1_c001:2", "v_m1_c002:2"}
+    merged = [t for t in after.train if after.pid_names[t.pid] == "v_m1_c001:1"]
+    assert {t.video for t in merged} == {"v_m1_c001", "v_m1_c002"}  # one identity, seen in both clips
+    assert sum(len(t) for t in merged) == sum(len(t) for t in before.train
+                                              if before.pid_names[t.pid] in ("v_m1_c001:1", "v_m1_c002:1"))
+
+    other = tmp_path / "sheet2"
+    sheet = export_review(out, other)
+    write_sheet(sheet.csv, read_rows(sheet.csv), {"v_m2_c001:1": {"merge_into": "v_m1_c001:2"}})
+    with pytest.raises(ConfigError, match="of another group"):
+        apply_review(out, sheet.csv)

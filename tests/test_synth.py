@@ -60,7 +60,7 @@ def test_sports_layout_is_sportsmot(sports):
     assert sorted(p.name for p in root.iterdir()) == ["dataset", "splits_txt"]
     for sequence in sports.sequences:
         assert sequence.path == root / "dataset" / sequence.split / sequence.name
-        assert sorted(p.name for p in sequence.path.iterdir()) == ["attributes.json", "gt", "img1", "seqinfo.ini"]
+        assert sorted(p.name for p in sequence.path.iterdir()) == ["attributes.json", "det", "gt", "img1", "seqinfo.ini"]
         frames = sorted(p.name for p in (sequence.path / "img1").iterdir())
         assert frames == [f"{i:06d}.jpg" for i in range(1, 25)]
         assert sequence.num_frames == 24 and sequence.num_identities == 6
@@ -298,3 +298,18 @@ def test_output_that_is_a_file_is_refused(tmp_path):
     target.write_text("")
     with pytest.raises(ConfigError, match="is a file"):
         generate("sports", target, **SMALL)
+
+
+def test_public_detections_follow_the_truth_with_a_detectors_noise():
+    from builders.synth.detections import public_detections
+
+    rows = [(frame, person, 20 + 60 * person, 40, 30, 80) for frame in range(1, 201) for person in range(1, 5)]
+    text = public_detections(rows, 640, 360, seed=3)
+    assert text == public_detections(rows, 640, 360, seed=3)  # seeded
+    lines = np.array([[float(v) for v in line.split(",")] for line in text.splitlines()])
+    assert set(lines[:, 1]) == {-1} and (lines[:, 6] <= 1).all()
+    truth = np.array([r[2:] for r in rows], dtype=float)
+    near = [np.abs(truth - box).sum(axis=1).min() < 20 for box in lines[:, 2:6]]
+    kept = sum(near) / len(rows)
+    assert 0.9 < kept < 0.99  # about 5 % of unoccluded people are missed
+    assert 20 < len(lines) - sum(near) < 100  # and about 0.3 false positives a frame

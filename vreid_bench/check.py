@@ -28,7 +28,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from vreid_bench.data import SplitStats, VideoReIDDataset
-from vreid_bench.datasets.toolkit import list_frames
+from vreid_bench.datasets.toolkit import linked, list_frames, read_manifest
 
 SPLITS = ("train", "query", "gallery")
 
@@ -103,13 +103,15 @@ def build_entries(root: Path) -> tuple[list[Entry], list[tuple[str, int, int]]]:
     """A build's tracklets from its table and folders, without the loader's refusals (an empty folder is reported,
     not raised); and the tracklets whose folder holds another number of frames than the table says."""
     entries, mismatches = [], []
+    links = read_manifest(root).get("identity_links") or {}
     with (root / "tracklets.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             folder = root / row["dir"]
             frames = list_frames(folder) if folder.is_dir() else ()
             if len(frames) != int(row["n_frames"]):
                 mismatches.append((row["tracklet_id"], int(row["n_frames"]), len(frames)))
-            entries.append(Entry(row["split"], row["tracklet_id"], row["pid"], int(row["camid"]), frames))
+            entries.append(Entry(row["split"], row["tracklet_id"], linked(row["pid"], links), int(row["camid"]),
+                                 frames))
     return entries, mismatches
 
 
@@ -182,8 +184,6 @@ def check_dataset(name_or_path: str | os.PathLike[str], root: str | os.PathLike[
 
     path = Path(name_or_path)
     if is_toolkit_dataset(path) and (path / "tracklets.csv").is_file():
-        from vreid_bench.datasets.toolkit import read_manifest
-
         entries, mismatches = build_entries(path)
         return check_entries(str(read_manifest(path).get("name", path.name)), entries, mismatches, workers, progress)
     dataset = load(name_or_path, root=root, captions="none", **options)

@@ -132,6 +132,9 @@ def build(
         None, "--time-split-at", help=f"Fraction of a video before a time split's cut ({RECIPE_DEFAULT})."),
     time_split_gap: Optional[float] = typer.Option(
         None, "--time-split-gap", help=f"Seconds between a time split's two parts ({RECIPE_DEFAULT})."),
+    eval_tracking: bool = typer.Option(
+        False, "--eval-tracking", help="With --videos: score the detector + tracker against the footage's ground "
+        "truth (TrackEval HOTA, MOTA, IDF1) and the built identities' purity; recorded in the manifest."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Build a video-ReID dataset from MOT-annotated or raw footage (recipe vreid-build-1); re-running resumes."""
@@ -139,6 +142,7 @@ def build(
 
     from builders.build import build_dataset
     from builders.groups import read_groups
+    from vreid_bench.errors import ConfigError
     from builders.track import build_from_videos
     from builders.recipe import Recipe
     from vreid_bench.cli import console
@@ -161,8 +165,12 @@ def build(
                                  reid_weights, stride, max_frames, fps)
         result = build_from_videos(kind.value, footage, target, config, name=name, workers=workers, recipe=recipe,
                                    progress=progress, executor=executor.value, ray_address=ray_address,
-                                   groups=read_groups(groups) if groups is not None else None)
+                                   groups=read_groups(groups) if groups is not None else None,
+                                   eval_tracking=eval_tracking)
     else:
+        if eval_tracking:
+            raise ConfigError("--eval-tracking scores tracker output: build raw footage with --videos (a --mot-root "
+                              "build uses the ground truth itself)")
         result = build_dataset(kind.value, mot_root, target, name=name, workers=workers, recipe=recipe,
                                progress=progress, executor=executor.value, ray_address=ray_address, groups=groups)
 
@@ -172,10 +180,32 @@ def build(
     for key, value in result.counts.items():
         table.add_row(key.replace("_", " "), str(value))
     console.print(table)
+    if result.evaluation is not None:
+        console.print(tracking_table(result.evaluation))
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"built {len(result.built)} videos, reused {len(result.reused)}; dataset: {result.path}",
                   highlight=False)
+
+
+def tracking_table(evaluation: dict) -> Table:
+    """TrackEval's scores and the built identities' purity, per video and over all of them."""
+    tracking, identities = evaluation["tracking"], evaluation["identities"]
+    table = Table(title="tracking against the ground truth (TrackEval; identities after curation)")
+    columns = ("video", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "purity", "completeness", "fragments")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "video" else "right")
+
+    def cells(scores: dict, quality: dict) -> list[str]:
+        percent = [f"{100 * scores[k]:.1f}" for k in ("HOTA", "DetA", "AssA", "MOTA", "IDF1")]
+        share = [f"{100 * quality[k]:.1f}" if quality.get(k) is not None else "-" for k in ("purity", "completeness")]
+        fragments = quality.get("fragments_per_person")
+        return [*percent, str(scores["IDSW"]), *share, "-" if fragments is None else f"{fragments:.2f}"]
+
+    for video, scores in tracking["per_video"].items():
+        table.add_row(video, *cells(scores, identities["per_video"].get(video, {})))
+    table.add_row("all", *cells(tracking["combined"], identities["combined"]))
+    return table
 
 
 def _raw_footage(mot_root: Optional[Path], videos: Optional[list[str]], more: Optional[list[str]]) -> list[str]:

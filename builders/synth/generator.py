@@ -34,7 +34,7 @@ from vreid_bench.errors import ConfigError
 from vreid_bench.io import staged_directory
 
 GENERATOR_NAME = "vreid-synth"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: public detections (det/det.txt); one match per clip in sports names
 JPEG_QUALITY = 90
 KIND_CODES = MappingProxyType({"sports": 1, "dance": 2})
 MAX_PEOPLE = 40
@@ -155,8 +155,8 @@ def finished(job: SequenceJob) -> SynthSequence | None:
 def render_sequence(job: SequenceJob, on_frame: Callable[[], None] | None = None) -> SynthSequence:
     """Plan, render and write one sequence; it appears under its final name only once complete."""
     config = job.config
-    streams = np.random.SeedSequence(entropy=config.seed, spawn_key=(KIND_CODES[config.kind], job.index)).spawn(4)
-    identity_rng, plan_rng, background_rng, noise_rng = (np.random.default_rng(s) for s in streams)
+    streams = np.random.SeedSequence(entropy=config.seed, spawn_key=(KIND_CODES[config.kind], job.index)).spawn(5)
+    identity_rng, plan_rng, background_rng, noise_rng = (np.random.default_rng(s) for s in streams[:4])
     make_identities = sports_identities if config.kind == "sports" else dance_identities
     identities = make_identities(config.people, config.similarity, identity_rng)
     plan = plan_scene(config.kind, config.people, config.frames, config.fps, config.width, config.height,
@@ -184,7 +184,8 @@ def render_sequence(job: SequenceJob, on_frame: Callable[[], None] | None = None
             "identities": {str(identity.track_id): identity.sheet() for identity in identities},
             "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION, "params": config.params(job.index)},
         }
-        write_annotations(stage, job.name, config.fps, config.frames, config.width, config.height, rows, attributes)
+        write_annotations(stage, job.name, config.fps, config.frames, config.width, config.height, rows, attributes,
+                          detection_seed=int(streams[4].generate_state(1)[0]))  # a stream of its own
     return SynthSequence(job.name, job.split, job.path, config.frames, len({row[1] for row in rows}))
 
 

@@ -4,6 +4,7 @@ SportsMOT::
 
     <root>/dataset/{train,val}/<seq>/img1/000001.jpg
                                     /gt/gt.txt
+                                    /det/det.txt           (public detections: builders.synth.detections)
                                     /seqinfo.ini
                                     /attributes.json       (ours: the attribute sheet of every identity)
     <root>/splits_txt/{train,val}.txt                      (sequence names, one per line)
@@ -82,10 +83,15 @@ def format_seqinfo(name: str, fps: int, frames: int, width: int, height: int) ->
 
 
 def write_annotations(directory: Path, name: str, fps: int, frames: int, width: int, height: int,
-                      rows: Iterable[GtRow], attributes: dict) -> None:
-    """gt/gt.txt, seqinfo.ini and attributes.json of a sequence being staged (not yet visible)."""
+                      rows: Iterable[GtRow], attributes: dict, detection_seed: int = 0) -> None:
+    """gt/gt.txt, det/det.txt (public detections), seqinfo.ini and attributes.json of a sequence being staged."""
+    from builders.synth.detections import public_detections
+
+    rows = sorted(rows)
     (directory / "gt").mkdir(parents=True, exist_ok=True)
     (directory / "gt" / "gt.txt").write_text(format_gt(rows))
+    (directory / "det").mkdir(exist_ok=True)
+    (directory / "det" / "det.txt").write_text(public_detections(rows, width, height, detection_seed))
     (directory / "seqinfo.ini").write_text(format_seqinfo(name, fps, frames, width, height))
     (directory / ATTRIBUTES_FILE).write_text(json.dumps(attributes, indent=2) + "\n")
 

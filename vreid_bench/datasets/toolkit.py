@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,15 @@ def read_manifest(root: Path) -> dict:
             "rebuild the dataset with this version of vreid"
         )
     return manifest
+
+
+def linked(pid: str, links: Mapping[str, str]) -> str:
+    """The identity a pid is, following the identity links a review made across videos of one match."""
+    seen = set()
+    while pid in links and pid not in seen:
+        seen.add(pid)
+        pid = links[pid]
+    return pid
 
 
 def _recover(root: Path) -> None:
@@ -92,7 +102,12 @@ def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDa
     if bad_split:
         raise DatasetFormatError(f"{table_path}: unknown split values {bad_split}; expected train, query or gallery")
 
-    pid_names = sorted(set(table["pid"]))
+    links = manifest.get("identity_links") or {}  # a review's merges across videos of one match
+
+    def identity(name: str) -> str:
+        return linked(name, links)
+
+    pid_names = sorted({identity(name) for name in table["pid"]})
     pid_number = {name: number for number, name in enumerate(pid_names)}
     splits: dict[str, list[Tracklet]] = {s: [] for s in SPLITS}
     for row_no, row in enumerate(table.itertuples(index=False), start=2):
@@ -108,7 +123,7 @@ def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDa
         if not frames:
             raise DatasetFormatError(f"{table_path}:{row_no}: {directory} holds no frames; rebuild the dataset")
         splits[row.split].append(
-            Tracklet(frames=frames, pid=pid_number[row.pid], camid=int(row.camid), video=str(row.video),
+            Tracklet(frames=frames, pid=pid_number[identity(row.pid)], camid=int(row.camid), video=str(row.video),
                      tracklet_id=row.tracklet_id)
         )
     return VideoReIDDataset(
