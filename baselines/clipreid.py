@@ -244,20 +244,31 @@ class CLIPReID(ReIDModel):
 
     @torch.no_grad()
     def frozen_image_features(self, data: TrainingData, stage: PromptStage) -> tuple[Tensor, Tensor]:
-        """One feature per training clip from the frozen encoder: ``(N, embed_dim)`` and labels ``(N,)``."""
+        """One feature per training clip from the frozen encoder: ``(N, embed_dim)`` and labels ``(N,)``.
+
+        Under DDP each process encodes its share of the tracklets; the rows are joined and put back in tracklet
+        order (each tracklet's clips in order), so every process holds what one process would have computed.
+        """
         was_training = self.backbone.training
         self.backbone.eval()
-        features, labels = [], []
-        for clips, clip_labels, _camids, _ in data.iter_clips(stage.batch_size):
+        features, labels, owners = [], [], []
+        for clips, clip_labels, _camids, clip_owners in data.iter_clips(stage.batch_size):
             batch, length = clips.shape[:2]
             with _autocast(stage, clips.device):
                 tokens = self.backbone.forward_tokens(clips.flatten(0, 1))  # no camera term, as the reference
             features.append(tokens.projected.float().view(batch, length, -1).mean(1))  # (B*T, E) -> (B, E)
             labels.append(clip_labels)
+            owners.append(clip_owners)
         self.backbone.train(was_training)
-        if not features:
+        device = next(self.backbone.parameters()).device
+        mine = (torch.cat(features) if features else torch.zeros(0, self.backbone.embed_dim, device=device),
+                torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=device),
+                torch.cat(owners) if owners else torch.zeros(0, dtype=torch.long, device=device))
+        all_features, all_labels, all_owners = (data.gather_rows(part) for part in mine)
+        if not len(all_labels):
             raise ConfigError("stage 1 of CLIP-ReID found no training clips: train on a dataset with a train split")
-        return torch.cat(features), torch.cat(labels)
+        order = torch.sort(all_owners, stable=True).indices  # tracklet order, each tracklet's clips in order
+        return all_features[order], all_labels[order]
 
     def text_features_of(self, labels: Tensor) -> Tensor:
         """``(B,)`` labels → ``(B, embed_dim)`` text features of their current prompts."""

@@ -41,9 +41,9 @@ Where the paper is silent we follow TF-CLIP (:mod:`baselines.tfclip`). Every suc
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -119,7 +119,9 @@ class CGCLIP(ReIDModel):
         self.num_ids = num_ids
         self.pretrained = pretrained
         self.image_size = tuple(image_size)
-        self.backbone = ClipBackbone(config.backbone_config(image_size, text=False), num_cams, pretrained)
+        # The text tower encodes the captions once, in ``prepare``, and is dropped then: no second CLIP is loaded.
+        encodes_text = config.cmr and config.caption_source != "none"
+        self.backbone = ClipBackbone(config.backbone_config(image_size, text=encodes_text), num_cams, pretrained)
         width, embed_dim = self.backbone.width, self.backbone.embed_dim
         self.cls_neck = BNNeck(width, num_ids)
         self.proj_neck = BNNeck(embed_dim, num_ids)
@@ -198,24 +200,30 @@ class CGCLIP(ReIDModel):
             self.text_memory.copy_(memory)
             self.text_valid.copy_(valid)
         self.memory_built.fill_(True)
+        self.backbone.text = None  # the captions are encoded: training and inference never use the tower again
 
     def external_training_parameters(self) -> int:
-        """The CLIP text tower that encodes the captions for CMR, built only while the text memory is."""
-        if self.cmr is None:
+        """The CLIP text tower that encoded the captions for CMR, once dropped (0 while it is still attached,
+        where it counts among the model's own parameters)."""
+        if self.cmr is None or self.config.caption_source == "none" or self.backbone.text is not None:
             return 0
         from vreid_bench.models.clip_backbone import text_tower_parameters
 
         return text_tower_parameters(self.config.backbone)
 
-    def _caption_encoder(self, device: torch.device) -> Callable[[list[str]], Tensor]:
-        """A function from captions to ``(n, embed_dim)`` CLIP text features, from a text tower of the same weights.
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """A state saved after ``prepare`` has no text tower: drop this model's before loading it."""
+        if self.backbone.text is not None and not any(key.startswith("backbone.text.") for key in state_dict):
+            self.backbone.text = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-        The tower lives only as long as the function, so the trained model carries no text encoder.
-        """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # random weights were already announced when the model was built
-            tower = ClipBackbone(self.config.backbone_config(self.image_size, text=True), 0, self.pretrained)
-        tower.to(device).eval()
+    def _caption_encoder(self, device: torch.device) -> Callable[[list[str]], Tensor]:
+        """A function from captions to ``(n, embed_dim)`` CLIP text features, from the backbone's text tower (the
+        pretrained one: ``prepare`` runs before any training step)."""
+        tower = self.backbone
+        if tower.text is None:
+            raise ConfigError("CG-CLIP's text tower was dropped after its captions were encoded; build the model "
+                              "again to encode captions")
 
         @torch.no_grad()
         def encode(texts: list[str]) -> Tensor:

@@ -117,7 +117,9 @@ def test_run_directory_holds_config_metrics_weights_and_log(trained, dataset_dir
     shown = (run_dir / "recipe.yaml").read_text()
     assert f"height: {H}" in shown and "# --set" in shown and recipe.hash() in shown
     assert (run_dir / "model.pt").is_file() and not (run_dir / "checkpoint.pt").exists()
-    steps = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert lines[0]["event"] == "prepare" and lines[0]["seconds"] >= 0  # the pass before training, timed
+    steps = [line for line in lines if line["event"] == "step"]
     assert {"epoch", "step", "loss", "id", "lr", "seconds"} <= set(steps[0])
     assert run_dir == run_dir_for(run_dir.parent.parent, RunRecord.create(
         "tiny", DatasetRecord.of(load(dataset_dir)), get_protocol("gallery-only"), recipe))
@@ -271,7 +273,7 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(dataset_dir, tmp_path,
 
     def log_without_times(run_dir):
         lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in line.items() if k != "seconds"} for line in lines]
+        return [{k: v for k, v in line.items() if k != "seconds"} for line in lines if line["event"] != "prepare"]
 
     log = log_without_times(resumed.run_dir)
     assert log == log_without_times(straight.run_dir)

@@ -155,7 +155,18 @@ class TrainClips(Dataset):
     def __len__(self) -> int:
         return len(self.tracklets)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int, int, int, torch.Tensor]:
+        """``item``: a tracklet index (drawing from torch's generator), or ``(index, seed)`` from a
+        :class:`~vreid_bench.sampling.SeededSampler` (drawing from ``seed`` alone, the process's generator left as
+        it was)."""
+        if isinstance(item, tuple):
+            index, seed = item
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return self._sample(index)
+        return self._sample(item)
+
+    def _sample(self, index: int) -> tuple[torch.Tensor, int, int, int, torch.Tensor]:
         spec, tracklet = self.input, self.tracklets[index]
         indices = train_indices(len(tracklet.frames), spec.seq_len, self.sampler.frames)
         frames = self._geometry(tracklet.frames, indices)  # (T, 3, H, W) uint8

@@ -191,6 +191,7 @@ class Recipe:
     amp: Precision = "fp16"
     grad_clip: float | None = None
     sync_bn: bool = True
+    compile: bool = False  # torch.compile the training network (opt-in: measure it, benchmarks/bench_train.py)
     input: InputSpec = field(default_factory=InputSpec)
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
@@ -217,6 +218,8 @@ class Recipe:
     def hash(self) -> str:
         values = self.to_dict()
         values.pop("name")
+        if not values["compile"]:
+            values.pop("compile")  # the default leaves every earlier recipe's hash as it was
         payload = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

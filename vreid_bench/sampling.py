@@ -185,9 +185,35 @@ class IdentityBatchSampler(Sampler[int]):
         return [flat[start:start + size] for start in range(0, len(flat) - size + 1, size)]
 
     def __iter__(self) -> Iterator[int]:
-        share = self.num_ids * self.num_instances // self.num_replicas
-        for batch in self.global_batches():
-            yield from batch[self.rank * share:(self.rank + 1) * share]
+        for index, _ in self.with_positions():
+            yield index
+
+    def with_positions(self) -> Iterator[tuple[int, int]]:
+        """This process's (tracklet index, place in the epoch's global stream of samples) pairs."""
+        size = self.num_ids * self.num_instances
+        share = size // self.num_replicas
+        for number, batch in enumerate(self.global_batches()):
+            for offset in range(self.rank * share, (self.rank + 1) * share):
+                yield batch[offset], number * size + offset
 
     def __len__(self) -> int:
         return len(self.global_batches()) * self.num_ids * self.num_instances // self.num_replicas
+
+
+class SeededSampler(Sampler):
+    """``IdentityBatchSampler``'s samples as ``(index, seed)``: each sample's augmentation seed depends only on the
+    run's seed, the epoch and its place in the epoch's global stream, never on the process that loads it. So
+    data-loader workers may persist across epochs, the number of workers changes nothing, a resumed run draws
+    what an uninterrupted one would, and DDP processes augment their share of a global batch as one process
+    would augment the whole batch."""
+
+    def __init__(self, batches: IdentityBatchSampler, seed: int) -> None:
+        self.batches, self.seed = batches, seed
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.batches.epoch
+        for index, position in self.batches.with_positions():
+            yield index, (self.seed * 1_000_003 + epoch) * 10_000_019 + position
+
+    def __len__(self) -> int:
+        return len(self.batches)

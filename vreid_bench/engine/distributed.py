@@ -51,6 +51,20 @@ class DistContext:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return float(tensor.item())
 
+    def gather_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's rows ``(n_rank, ...)`` concatenated in rank order on every process (sizes may differ)."""
+        if not self.distributed:
+            return tensor
+        sizes = torch.tensor([tensor.shape[0]], dtype=torch.long, device=tensor.device)
+        all_sizes = [torch.zeros_like(sizes) for _ in range(self.world_size)]
+        dist.all_gather(all_sizes, sizes)
+        longest = int(max(int(size) for size in all_sizes))
+        padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+        padded[:tensor.shape[0]] = tensor
+        parts = [torch.zeros_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[:int(size)] for part, size in zip(parts, all_sizes)])
+
     def gather_objects(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order, on every process."""
         if not self.distributed:
@@ -102,6 +116,9 @@ def distributed_context(device: str = "auto") -> Iterator[DistContext]:
         world_size, rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", rank)
     target = resolve_device(device, local_rank)
+    if target.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls (outside autocast) on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
     created = False
     if world_size > 1 and not dist.is_initialized():
         if target.type == "cuda":

@@ -94,14 +94,20 @@ def extract_features(model: nn.Module, tracklets: Sequence[Tracklet], spec: Inpu
 
 
 def iter_tracklet_clips(tracklets: Sequence[Tracklet], labels: Sequence[int], spec: InputSpec,
-                        device: torch.device, batch_size: int, workers: int = 0
+                        device: torch.device, batch_size: int, workers: int = 0,
+                        indices: Sequence[int] | None = None
                         ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Every training tracklet's dense clips, no augmentation: what a model's ``prepare`` builds memories from
     (TF-CLIP builds its CLIP-Memory from dense clips). The evaluation protocol has no say in training.
+    ``indices``: only these tracklets (a DDP process's share); the yielded tracklet index is into ``tracklets``.
 
     Yields ``(clips (B, T, 3, H, W) normalised float on device, labels (B,), camids (B,), tracklet index (B,))``.
     """
     label_of = torch.as_tensor(list(labels), dtype=torch.long)
-    for batch, owners, camids in _loader(EvalClips(tracklets, spec, "dense"), batch_size, workers):
+    chosen = list(range(len(tracklets))) if indices is None else list(indices)
+    global_index = torch.as_tensor(chosen, dtype=torch.long)
+    share = [tracklets[i] for i in chosen]
+    for batch, owners, camids in _loader(EvalClips(share, spec, "dense"), batch_size, workers):
+        owners = global_index[owners]  # back to indices into ``tracklets``
         yield (normalize_clips(batch, spec, device), label_of[owners].to(device), camids.to(device),
                owners.to(device))

@@ -7,9 +7,11 @@ owns is what makes two runs comparable and repeatable: a checkpoint after every 
 continues exactly as if never stopped, evaluation through the protocol, and a run directory the leaderboard reads.
 
 Determinism: the model is built and prepared after seeding with the run's seed; each process then draws from
-its own stream (seed + rank); data-loader workers are seeded per epoch. The checkpoint stores every process's
-random state (torch, CUDA, NumPy, Python), so a resumed run draws the same numbers as an uninterrupted one.
-On resume ``prepare`` runs again (it may build state the weights do not hold) and the checkpoint is loaded after it.
+its own stream (seed + rank); every training sample's augmentation is drawn from a seed of its own (run seed,
+epoch, place in the epoch: :class:`~vreid_bench.sampling.SeededSampler`), so data-loader workers persist across
+epochs and their number changes nothing. The checkpoint stores every process's random state (torch, CUDA, NumPy,
+Python), so a resumed run draws the same numbers as an uninterrupted one. On resume ``prepare`` does not run: its
+results (memories, prototypes, learned prompts) are part of the model's state, which the checkpoint restores.
 
 Under ``torchrun`` each process takes its share of every global P×K batch and DDP averages the gradients, so
 with per-sample-mean losses a step equals the single-process step on the same global batch. Two things differ
@@ -76,7 +78,7 @@ from vreid_bench.models.base import ReIDModel, TrainingData
 from vreid_bench.profiling import model_cost
 from vreid_bench.protocol import Protocol, apply_protocol_overrides, get_protocol
 from vreid_bench.recipe import InputSpec, Recipe
-from vreid_bench.sampling import IdentityBatchSampler
+from vreid_bench.sampling import IdentityBatchSampler, SeededSampler
 
 ModelFactory = Callable[..., ReIDModel]
 
@@ -159,18 +161,24 @@ def stage_settings_for(model_name: str, recipe: Recipe) -> dict[str, object]:
 
 
 def build_training_data(dataset: VideoReIDDataset, spec: InputSpec, device: torch.device, workers: int,
-                        stages: dict[str, object] | None = None) -> TrainingData:
-    """What ``model.prepare`` sees: training tracklets, labels, captions per identity, a clip iterator."""
+                        stages: dict[str, object] | None = None, ctx: DistContext | None = None,
+                        amp_dtype: torch.dtype | None = None) -> TrainingData:
+    """What ``model.prepare`` sees: training tracklets, labels, captions per identity, a clip iterator over this
+    process's share of the tracklets (every ``world_size``-th, from its rank), and how to join the shares."""
     labels = dataset.train_labels().tolist()
     captions: dict[int, list[str]] = {label: [] for label in range(dataset.num_train_pids)}
     for tracklet, label in zip(dataset.train, labels):
         if tracklet.caption:
             captions[label].append(tracklet.caption)
+    rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+    share = list(range(rank, len(dataset.train), world))
     return TrainingData(
         tracklets=list(dataset.train), labels=labels, num_ids=dataset.num_train_pids, num_cams=dataset.num_cams,
         captions=captions, iter_clips=partial(iter_tracklet_clips, dataset.train, labels, spec, device,
-                                              workers=workers),
-        device=device, stages=dict(stages or {}),
+                                              workers=workers, indices=share),
+        device=device, stages=dict(stages or {}), amp_dtype=amp_dtype,
+        reduce_sum=ctx.sum_ if ctx is not None else (lambda tensor: tensor),
+        gather_rows=ctx.gather_rows if ctx is not None else (lambda tensor: tensor), share_size=len(share),
     )
 
 
@@ -196,55 +204,78 @@ class _Trainer:
     global_step: int = 0
 
     def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
+        """One epoch. Loss terms stay on the device and are read (one host sync, one all-reduce) every
+        ``options.log_every`` steps and at the epoch's end: the step row of the log is their mean since the last."""
         self.sampler.set_epoch(epoch)
         self.loader_generator.manual_seed(_loader_seed(self.seed, epoch, self.ctx.rank))
         self.network.train()
         lr = self.optimizer.param_groups[0]["lr"]
         task = progress.add_task(f"epoch {epoch + 1}/{self.recipe.epochs}", total=len(self.loader), info="")
-        totals: dict[str, float] = {}
-        steps, epoch_start = 0, time.perf_counter()
+        names: list[str] = []
+        epoch_sum: torch.Tensor | None = None
+        window: torch.Tensor | None = None
+        steps, in_window, epoch_start = 0, 0, time.perf_counter()
+        window_start = epoch_start
         for clips, labels, camids, _, noise_boxes in self.loader:
-            step_start = time.perf_counter()
             terms = self.train_step(clips, labels, camids, noise_boxes, epoch)
-            for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + value
-            steps += 1
+            names = list(terms)
+            values = torch.stack(list(terms.values()))  # on the device: no sync
+            window = values if window is None else window + values
+            epoch_sum = values if epoch_sum is None else epoch_sum + values
+            steps, in_window = steps + 1, in_window + 1
             self.global_step += 1
-            if self.ctx.is_main:
-                self.log.write(event="step", epoch=epoch, step=self.global_step, lr=lr,
-                               seconds=round(time.perf_counter() - step_start, 4), **terms)
-            progress.update(task, advance=1, info=f"loss {terms['loss']:.4f}  lr {lr:.2e}")
+            last = steps == len(self.loader)
+            if in_window == self.options.log_every or last:
+                means = dict(zip(names, (self.ctx.mean(window) / in_window).tolist()))
+                self._check_finite(means, epoch)
+                if self.ctx.is_main:
+                    self.log.write(event="step", epoch=epoch, step=self.global_step, lr=lr,
+                                   seconds=round((time.perf_counter() - window_start) / in_window, 4), **means)
+                progress.update(task, advance=in_window, info=f"loss {means['loss']:.4f}  lr {lr:.2e}")
+                window, in_window, window_start = None, 0, time.perf_counter()
         self.scheduler.step()
-        means = {key: value / steps for key, value in totals.items()}
+        means = dict(zip(names, (self.ctx.mean(epoch_sum) / steps).tolist())) if epoch_sum is not None else {}
         if self.ctx.is_main:
             self.log.write(event="epoch", epoch=epoch, step=self.global_step, lr=lr, steps=steps,
                            seconds=round(time.perf_counter() - epoch_start, 3), **means)
         return means
 
     def train_step(self, clips: torch.Tensor, labels: torch.Tensor, camids: torch.Tensor, noise_boxes: torch.Tensor,
-                   epoch: int) -> dict[str, float]:
+                   epoch: int, mark: Callable[[str], None] | None = None) -> dict[str, torch.Tensor]:
+        """One optimiser step; the loss terms as device tensors (reading them would wait for the GPU).
+
+        ``mark(phase)`` is called after the input transfer, the forward pass, the backward pass and the optimiser
+        step (``benchmarks/bench_train.py`` times the phases with it); nothing is called by default."""
         device = self.ctx.device
         inputs = normalize_clips(clips, self.recipe.input, device)  # (B, T, 3, H, W) uint8 -> normalised float
         if self.recipe.augment.erasing.fill == "noise":
             erase_with_noise(inputs, noise_boxes)
         labels, camids = labels.to(device), camids.to(device)
+        if mark is not None:
+            mark("input")
         with autocast(device, self.amp_dtype):
             outputs = self.network(inputs, camids, labels)
             terms = self.model.losses(outputs, labels)
         loss = torch.stack([t.float() for t in terms.values()]).sum()
+        if mark is not None:
+            mark("forward")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if mark is not None:
+            mark("backward")
         if self.recipe.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        values = self.ctx.mean(torch.stack([loss.detach(), *(t.detach().float() for t in terms.values())]))
-        reported = dict(zip(["loss", *terms], values.tolist()))
-        if not math.isfinite(reported["loss"]):
-            raise ConfigError(f"the loss became {reported['loss']} in epoch {epoch + 1} (step {self.global_step + 1});"
-                              " lower optimizer.lr or set grad_clip")
-        return reported
+        if mark is not None:
+            mark("optimizer")
+        return {"loss": loss.detach(), **{name: t.detach().float() for name, t in terms.items()}}
+
+    def _check_finite(self, means: dict[str, float], epoch: int) -> None:
+        if not math.isfinite(means["loss"]):
+            raise ConfigError(f"the loss became {means['loss']} in epoch {epoch + 1} (by step {self.global_step}); "
+                              "lower optimizer.lr or set grad_clip")
 
     def state(self, epoch: int, elapsed_s: float) -> dict[str, Any]:
         """The resumable checkpoint after ``epoch``; every process's random state is gathered into it."""
@@ -288,6 +319,9 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def _wrap(model: nn.Module, ctx: DistContext, recipe: Recipe) -> nn.Module:
+    """The network the training step runs: the model, compiled where the recipe asks, under DDP with processes."""
+    if recipe.compile:
+        model = torch.compile(model)  # type: ignore[assignment]
     if not ctx.distributed:
         return model
     if ctx.device.type == "cuda" and recipe.sync_bn:
@@ -307,9 +341,11 @@ def _build_trainer(model: ReIDModel, model_name: str, dataset: VideoReIDDataset,
                                    num_replicas=ctx.world_size, rank=ctx.rank, epoch=spec.epoch)
     generator = torch.Generator()
     loader = DataLoader(
-        TrainClips(items, labels, recipe), batch_size=spec.batch_size // ctx.world_size, sampler=sampler,
-        num_workers=options.workers, generator=generator, worker_init_fn=_seed_worker,
-        pin_memory=ctx.device.type == "cuda", drop_last=False,
+        TrainClips(items, labels, recipe), batch_size=spec.batch_size // ctx.world_size,
+        sampler=SeededSampler(sampler, seed), num_workers=options.workers, generator=generator,
+        worker_init_fn=_seed_worker, pin_memory=ctx.device.type == "cuda", drop_last=False,
+        persistent_workers=options.workers > 0,  # augmentation is seeded per sample, not per worker start
+        prefetch_factor=4 if options.workers > 0 else None,
     )
     optimizer = make_optimizer(model, recipe.optimizer, model_name, fused=ctx.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -408,11 +444,17 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
             checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         # The run directory is written only once the model is built and prepared, so a model that refuses the
         # dataset (missing captions, say) leaves nothing behind.
-        model = _prepared_model(model_factory or default_model_factory, record, dataset, options, ctx)
+        model, prepare_s = _prepared_model(model_factory or default_model_factory, record, dataset, options, ctx,
+                                           checkpoint["model"] if checkpoint is not None else None)
         log = RunLog(run_dir / LOG_FILE)
         if ctx.is_main:
             write_run_config(run_dir, record)
-            log.truncate_to_epoch(checkpoint["epoch"] + 1 if checkpoint else 0)
+            resumed_at = checkpoint["epoch"] + 1 if checkpoint else 0
+            log.truncate_to_epoch(resumed_at)
+            if prepare_s is None:  # epoch = the first epoch run again, so a later resume drops this line too
+                log.write(event="prepare", epoch=resumed_at, skipped="restored from the checkpoint")
+            else:
+                log.write(event="prepare", epoch=-1, seconds=round(prepare_s, 3))
         seed_everything(seed + ctx.rank)  # from here each process draws from its own stream
         trainer = _build_trainer(model, model_name, dataset, protocol, recipe, seed, options, ctx, log)
         first_epoch, elapsed_before = 0, 0.0
@@ -454,13 +496,20 @@ def run_training(model_name: str, dataset: VideoReIDDataset, protocol: Protocol,
 
 
 def _prepared_model(factory: ModelFactory, record: RunRecord, dataset: VideoReIDDataset, options: RunOptions,
-                    ctx: DistContext) -> ReIDModel:
-    """Build and prepare the model from the run's seed (the same in every process)."""
+                    ctx: DistContext, restored: dict[str, Any] | None = None) -> tuple[ReIDModel, float | None]:
+    """Build and prepare the model from the run's seed (the same in every process); and the seconds ``prepare``
+    took. A resumed run's checkpoint already holds what ``prepare`` computed (memories, prototypes, CLIP-ReID's
+    learned prompts), so ``restored`` (its model state) replaces the pass, and the seconds are None."""
     seed_everything(record.seed)
     model = _create_model(factory, record.model, dataset, record.recipe, record.pretrained).to(ctx.device)
+    if restored is not None:
+        model.load_state_dict(restored)
+        return model, None
+    start = time.perf_counter()
     stages = stage_settings_for(record.model, record.recipe)
-    model.prepare(build_training_data(dataset, record.recipe.input, ctx.device, options.workers, stages))
-    return model
+    model.prepare(build_training_data(dataset, record.recipe.input, ctx.device, options.workers, stages, ctx,
+                                      amp_dtype(record.recipe.amp, ctx.device)))
+    return model, time.perf_counter() - start
 
 
 def _final_metrics(model: ReIDModel, record: RunRecord, dataset: VideoReIDDataset, result: RankResult,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, ContextManager
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,11 @@ class TrainingData:
     tracklet_index (B,))`` over every training tracklet, dense clips and no augmentation: what TF-CLIP's memory,
     CLIP-ReID's stage 1 and CG-CLIP's prototypes are computed from. ``stages`` holds the recipe's settings of the
     model's extra stages by name (CLIP-ReID's ``prompts``), already checked against the model's stage classes.
+
+    Under DDP, ``iter_clips`` yields only this process's share of the tracklets (``tracklet_index`` stays the
+    index into ``tracklets``): a pass sums its per-tracklet results with ``reduce_sum`` (in place, over processes)
+    or joins per-clip rows with ``gather_rows``, as feature extraction does. ``amp_dtype`` is the run's mixed
+    precision (None: float32), under which such passes run (:meth:`autocast`).
     """
 
     tracklets: list[Tracklet]
@@ -34,6 +40,20 @@ class TrainingData:
     iter_clips: Callable[[int], Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]]
     device: torch.device
     stages: dict[str, object] = field(default_factory=dict)
+    amp_dtype: torch.dtype | None = None
+    reduce_sum: Callable[[Tensor], Tensor] = field(default=lambda tensor: tensor)
+    gather_rows: Callable[[Tensor], Tensor] = field(default=lambda tensor: tensor)
+    share_size: int = -1  # tracklets ``iter_clips`` yields in this process (-1: all of them)
+
+    def __post_init__(self) -> None:
+        if self.share_size < 0:
+            self.share_size = len(self.tracklets)
+
+    def autocast(self) -> ContextManager[object]:
+        """The run's mixed precision for a pass over the training set (float32 on the CPU)."""
+        if self.amp_dtype is None or self.device.type != "cuda":
+            return nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
 
 class ReIDModel(nn.Module, abc.ABC):

@@ -241,8 +241,8 @@ class ClipBackbone(nn.Module):
         """``(N,)`` camera ids → ``(N, width)``, the scaled embedding added to the class token."""
         if self.camera_embedding is None:
             raise ConfigError("this backbone has no camera embedding: build it with camera_embedding=True, num_cams>0")
-        if camids.numel():
-            low, high = torch.stack([camids.min(), camids.max()]).tolist()  # one device sync, not two
+        if camids.numel() and camids.device.type == "cpu":  # on a GPU this check would wait for it every step;
+            low, high = torch.stack([camids.min(), camids.max()]).tolist()  # there, models are sized by the data
             if low < 0 or high >= self.num_cams:
                 raise ConfigError(
                     f"camera id {low if low < 0 else high} is outside 0..{self.num_cams - 1}: build the model "

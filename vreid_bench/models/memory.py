@@ -17,7 +17,9 @@ def clip_identity_memory(backbone: ClipBackbone, data: TrainingData, batch_size:
     """Frozen-encoder identity prototypes ``(num_ids, embed_dim)``: clip → tracklet → identity means.
 
     A clip's feature is the frame mean of its projected class token, computed without the camera term (as the
-    reference builds its memory). The backbone is put in eval mode for the pass and restored afterwards.
+    reference builds its memory), under the run's mixed precision (TF-CLIP builds its memory under autocast).
+    Under DDP each process encodes its share of the tracklets and the sums are added over processes. The
+    backbone is put in eval mode for the pass and restored afterwards.
     """
     was_training = backbone.training
     backbone.eval()
@@ -25,14 +27,17 @@ def clip_identity_memory(backbone: ClipBackbone, data: TrainingData, batch_size:
     sums = torch.zeros(len(data.tracklets), backbone.embed_dim, device=device)
     clip_counts = torch.zeros(len(data.tracklets), device=device)
     with progress_bar(is_main_process()) as bar:
-        task = bar.add_task("identity memory (tracklets)", total=len(data.tracklets), info="")
+        task = bar.add_task("identity memory (tracklets)", total=data.share_size, info="")
         for clips, _labels, _camids, owners in data.iter_clips(batch_size):
             batch, length = clips.shape[:2]
-            projected = backbone.forward_tokens(clips.flatten(0, 1)).projected  # (B*T, embed_dim)
+            with data.autocast():
+                projected = backbone.forward_tokens(clips.flatten(0, 1)).projected  # (B*T, embed_dim)
             sums.index_add_(0, owners, projected.float().view(batch, length, -1).mean(1))  # (B, embed_dim)
             clip_counts.index_add_(0, owners, torch.ones(batch, device=device))
-            bar.update(task, completed=int((clip_counts > 0).sum()))
+            bar.update(task, completed=int((clip_counts > 0).sum()))  # this process's share
     backbone.train(was_training)
+    data.reduce_sum(sums)
+    data.reduce_sum(clip_counts)
     if not bool((clip_counts > 0).all()):
         raise ConfigError("some training tracklets yielded no clip while the identity memory was built: "
                           "check the dataset's training split (every tracklet needs at least one frame)")
