@@ -50,7 +50,8 @@ INFERENCE_MODELS = ("cgclip", "tfclip", "clipreid", "clip-tap", "resnet-tap")
 
 def write_dataset(root: Path, identities: int, tracklets: int, frames: int, size: tuple[int, int],
                   seed: int = 0) -> Path:
-    """A toolkit dataset of random JPEG crops: ``identities`` × ``tracklets`` (2 cameras) for training, a few for test."""
+    """A toolkit dataset of random JPEG crops: ``identities`` × ``tracklets`` (2 cameras) for training, a few for
+    test."""
     rng = np.random.default_rng(seed)
     rows = []
     height, width = size

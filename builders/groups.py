@@ -61,7 +61,7 @@ def video_groups(videos: Sequence[str], layout: str, given: Mapping[str, str] | 
     if unknown:
         shown = ", ".join(repr(v) for v in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         raise ConfigError(f"--groups names {len(unknown)} video(s) this build does not have ({shown}); "
-                                 "fix the names or remove those rows")
+                          "fix the names or remove those rows")
     return {video: given.get(video, match_key(video, layout)) for video in videos}
 
 

@@ -220,7 +220,8 @@ def _blocks(keys: np.ndarray) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def curate_track(track: int | str, frames: np.ndarray, boxes: np.ndarray, gap: int, recipe: Recipe) -> list[CuratedTracklet]:
+def curate_track(track: int | str, frames: np.ndarray, boxes: np.ndarray, gap: int,
+                 recipe: Recipe) -> list[CuratedTracklet]:
     """One identity's kept boxes (time order) -> its tracklets across the pseudo-cameras."""
     runs = run_labels(frames, recipe.max_gap)
     run_sizes = np.bincount(runs)

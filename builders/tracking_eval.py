@@ -50,7 +50,8 @@ def read_ground_truth(path: Path) -> TrackTable:
     try:
         rows = np.loadtxt(path, delimiter=",", ndmin=2)
     except ValueError as exc:
-        raise ConfigError(f"{path}: not MOT ground truth ({exc}); expected frame,id,left,top,width,height,...") from None
+        raise ConfigError(f"{path}: not MOT ground truth ({exc}); expected frame,id,left,top,width,height,..."
+                          ) from None
     if rows.size and rows.shape[1] >= 7:
         rows = rows[rows[:, 6] != 0]
     if not rows.size:

@@ -3,8 +3,9 @@
 The leaderboard reads only what a run leaves behind (``config.yaml`` and ``metrics*.json``), so results from
 other machines or older checkouts can be compared as long as their files are there. Every ``metrics*.json`` in
 a run directory is one result: ``metrics.json`` under the run's own protocol, ``metrics-<protocol>.json`` from
-``vreid eval --protocol`` under another. ``metrics@<dataset>-<protocol>.json`` from ``vreid eval RUN --dataset OTHER`` on another dataset. A run directory
-with ``config.yaml`` and no ``metrics.json`` is an unfinished (or failed) run and is listed as such, never ranked.
+``vreid eval --protocol`` under another, ``metrics@<dataset>-<protocol>.json`` from ``vreid eval RUN --dataset
+OTHER`` on another dataset. A run directory with ``config.yaml`` and no ``metrics.json`` is an unfinished (or
+failed) run and is listed as such, never ranked.
 
 Results are only ever ranked together inside one group of :data:`GROUP_KEYS`: models trained on the same dataset
 content and tested on the same dataset content (fingerprints) under the same protocol; a group whose training
@@ -48,8 +49,9 @@ UNFINISHED = "unfinished"
 FAILED = "failed"
 
 COLUMNS = (
-    *GROUP_KEYS, "protocol_hash", "benchmark", "model", "label", "source", "status", "recipe", "recipe_hash", "captions", "pretrained",
-    "weights", "identities_verified", "split", "num_splits", "seed", "mAP", *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
+    *GROUP_KEYS, "protocol_hash", "benchmark", "model", "label", "source", "status", "recipe", "recipe_hash",
+    "captions", "pretrained", "weights", "identities_verified", "split", "num_splits", "seed", "mAP",
+    *(f"R{k}" for k in RANKS), "mINP", "params", "training_params",
     "gflops_per_clip", "clips_per_s", "epochs", "num_valid_queries", "num_skipped_queries", "cmc", "query_ap",
     "query_first_rank", "query_digest", "wall_s", "device", "inference_dtype", "git_rev", "run_dir", "reference",
     "note",
@@ -347,7 +349,8 @@ def caption_audits(captions: Iterable[dict[str, Any] | None]) -> tuple[tuple[str
 def reported_rows(benchmark: str | None, dataset: str, fingerprint: str, protocol: str,
                   protocol_family: str) -> list[dict[str, Any]]:
     """Published numbers on ``benchmark``, placed beside one measured (in-dataset) group (metrics as fractions)."""
-    return [_reported_row(result, dataset, fingerprint, protocol, protocol_family) for result in reported_for(benchmark)]
+    return [_reported_row(result, dataset, fingerprint, protocol, protocol_family)
+            for result in reported_for(benchmark)]
 
 
 def _reported_row(result: ReportedResult, dataset: str, fingerprint: str, protocol: str,

@@ -171,7 +171,8 @@ def ranked_lists_section(ranked: Sequence[tuple[str, dict]]) -> str:
         parts.append(f"<h3>{html.escape(str(index.get('model', '')))} — {html.escape(str(index.get('protocol', '')))} "
                      f'<span class="meta">({html.escape(str(index.get("run_dir", folder)))})</span></h3>')
         for entry in shown:
-            alt = f"query {entry['query']}: AP {100 * entry['ap']:.1f} %, first true match at rank {entry['first_rank']}"
+            alt = (f"query {entry['query']}: AP {100 * entry['ap']:.1f} %, first true match at rank "
+                   f"{entry['first_rank']}")
             parts.append(f'<p class="meta">{html.escape(alt)}</p>'
                          + _png_tag("visrank", alt, (Path(folder) / entry["file"]).read_bytes()))
     return "\n".join(parts)

@@ -159,6 +159,7 @@ def table_significance(rows: Sequence[Sequence[dict[str, Any]]], resamples: int 
         tied = map_delta.contains(0.0)
         out.append(RowSignificance(row.map_ci, row.r1_ci, float(point_map[index] - point_map[best]), map_delta,
                                    float(point_r1[index] - point_r1[best]), r1_delta, "tied" if tied else "below"))
-    note = f"results evaluated on other queries ({', '.join(problems)}): no intervals for their rows" if problems else ""
+    note = (f"results evaluated on other queries ({', '.join(problems)}): no intervals for their rows"
+            if problems else "")
     return TableSignificance(tuple(out), min(sizes, default=0), max(excluded, default=0), len(sizes), resamples, seed,
                              note)

@@ -148,8 +148,8 @@ def _pct(value: float | None, signed: bool = False) -> str:
 
 def study_markdown(table: Sequence[dict[str, Any]], dataset: str) -> str:
     lines = [f"### Caption quality study: {STUDY_MODEL} on {dataset}", "",
-             "| condition | measured hallucination | seeds | mAP | mAP 95% CI | R1 | R1 95% CI | Δ mAP vs best (95% CI) "
-             "| vs best |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| condition | measured hallucination | seeds | mAP | mAP 95% CI | R1 | R1 95% CI "
+             "| Δ mAP vs best (95% CI) | vs best |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in table:
         delta = "-" if row["delta_mAP"] is None else (
             f"{_pct(row['delta_mAP'], True)} ({_pct(row['delta_mAP_low'], True)}, {_pct(row['delta_mAP_high'], True)})")

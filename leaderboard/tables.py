@@ -242,8 +242,9 @@ def _aggregate(records: Sequence[dict[str, Any]], columns: Sequence[Column], num
                      "(`vreid compare --split all` trains them)"]
     if finished and status == FINISHED and len(finished) < len(records):
         others = [r for r in records if r["status"] != FINISHED]
-        notes = [f"{len(others)} of {len(records)} runs not finished ({', '.join(sorted({r['status'] for r in others}))})"
-                 f" and left out of the mean{': ' + notes[0] if notes else ''}"]
+        states = ", ".join(sorted({r["status"] for r in others}))
+        notes = [f"{len(others)} of {len(records)} runs not finished ({states}) and left out of the mean"
+                 f"{': ' + notes[0] if notes else ''}"]
     ranked = status == FINISHED
     values, stds, texts = [], [], []
     for column in columns:

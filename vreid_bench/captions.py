@@ -43,9 +43,9 @@ CacheKey = tuple[str, str, str]  # (tracklet_id, captioner, prompt_id)
 
 def sidecar_root(captions_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where sidecars live: ``captions_dir``, else ``$VREID_DATA/captions`` (``./data/captions``)."""
-    if captions_dir is not None:
-        return Path(captions_dir)
-    return Path(os.environ.get("VREID_DATA", "data")) / SIDECAR_FOLDER
+    from vreid_bench.datasets import data_root
+
+    return Path(captions_dir) if captions_dir is not None else data_root() / SIDECAR_FOLDER
 
 
 def store_path(dataset: VideoReIDDataset, captions_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -153,12 +153,6 @@ class CaptionSet:
         return {"store": self.store, "selector": self.selector, "count": self.count, "sha256": self.sha256,
                 "sources": dict(self.sources)}
 
-    @property
-    def label(self) -> str:
-        """Short name for tables: the single source (``template@1a2b3c4d5e``) or ``mixed``, and the hash."""
-        source = next(iter(self.sources)) if len(self.sources) == 1 else "mixed"
-        return f"{source} {self.sha256[:8]}"
-
 
 def captions_hash(pairs: Iterable[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
@@ -215,7 +209,8 @@ def attach_captions(dataset: VideoReIDDataset, selector: str = CURRENT,
     used = {str(t.tracklet_id) for t in train}
     sources = Counter(f"{row.get('captioner', '')}@{row.get('prompt_id', '')}" for tracklet_id, row in rows.items()
                       if tracklet_id in used)
-    caption_set = CaptionSet(store=str(path.resolve()), selector=selector, count=len(attached), sha256=captions_hash(attached),
+    caption_set = CaptionSet(store=str(path.resolve()), selector=selector, count=len(attached),
+                             sha256=captions_hash(attached),
                              sources=dict(sorted(sources.items()))) if attached else None
     return replace(dataset, train=train, query=[uncaptioned(t) for t in dataset.query],
                    gallery=[uncaptioned(t) for t in dataset.gallery], captions=caption_set)

@@ -82,7 +82,8 @@ class CheckReport:
                 "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable],
                 "short_tracklets": [{"tracklet_id": t, "frames": n} for t, n in self.short_tracklets],
                 "count_mismatches": [{"tracklet_id": t, "table": a, "on_disk": b} for t, a, b in self.count_mismatches],
-                "duplicates_within": [{"tracklet_id": t, "path": p, "same_as": q} for t, p, q in self.duplicates_within],
+                "duplicates_within": [{"tracklet_id": t, "path": p, "same_as": q}
+                                      for t, p, q in self.duplicates_within],
                 "duplicates_across": [{"tracklet_id": t, "path": p, "other_tracklet_id": u, "other_path": q}
                                       for t, p, u, q in self.duplicates_across],
                 "single_camera": self.single_camera}

@@ -36,7 +36,8 @@ def caption(
                                          "(identity) or a YAML file: prompt, frames, generation."),
     hallucination: Optional[float] = typer.Option(None, "--hallucination",
                                                   help="Template captioner: fraction of attributes made wrong (0..1)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Template captioner seed (sentence forms, hallucinations)."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Template captioner seed (sentence forms, hallucinations)."),
     device: Optional[str] = typer.Option(None, "--device",
                                          help="Model captioners: auto (GPU when present), cpu, cuda or cuda:N."),
     dtype: Optional[str] = typer.Option(None, "--dtype",

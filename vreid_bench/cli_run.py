@@ -307,11 +307,13 @@ def export(
 ) -> None:
     """Export a run's saved test features (query and gallery, with pids, cameras, videos, tracklet ids)."""
     from vreid_bench.cli import console
+    from vreid_bench.engine.rundir import read_run_config
     from vreid_bench.engine.saved import FEATURES_FILE, export_features, load_features
     from vreid_bench.errors import ConfigError
 
     if fmt not in ("npz", "csv"):
         raise ConfigError(f"--format {fmt!r}: use npz or csv")
+    read_run_config(run_dir)  # a folder that is no run directory says so
     saved = load_features(run_dir / FEATURES_FILE)
     path = export_features(saved, out or run_dir / f"export.{fmt}", fmt)
     console.print(f"wrote {path}: {len(saved.query)} query and {len(saved.gallery)} gallery features of "

@@ -162,6 +162,7 @@ class Transaction:
 
     def folder(self, final: str | os.PathLike[str]) -> Path:
         final = Path(final)
+        restore_aside(final)  # an earlier swap's leftover would otherwise stop this one's move at commit
         stage = self._add("folder", final, _make_stage(final, STAGED_SUFFIX))
         _step(f"staging {final.name}")
         return stage

@@ -572,7 +572,8 @@ def resolve(file: RecipeFile | None, dataset: str | None = None, sets: Sequence[
         raise ConfigError(f"{keys} changes the evaluation, not the recipe: pass it where a protocol is chosen")
     tree = merge(tree, changes)
     sources.update({path: SET_SOURCE for path in _leaf_paths(changes)})
-    sources = {path: source for path, source in sources.items() if path in _leaf_paths(tree)}
+    leaves = _leaf_paths(tree)
+    sources = {path: source for path, source in sources.items() if path in leaves}
     return _build(tree, sources, file.label if file is not None else "")
 
 
@@ -618,7 +619,8 @@ def recipe_for(model: str, dataset: str | None = None, file: str | os.PathLike[s
                           f"{'; its stages: ' + ', '.join(stages) if stages else ''}")
     kept = dataclasses.replace(recipe, model={k: v for k, v in recipe.model.items() if k in fields},
                                stages={k: v for k, v in recipe.stages.items() if k in stages})
-    kept = dataclasses.replace(kept, sources={p: v for p, v in recipe.sources.items() if p in _leaf_paths(kept.to_dict())})
+    leaves = _leaf_paths(kept.to_dict())
+    kept = dataclasses.replace(kept, sources={p: v for p, v in recipe.sources.items() if p in leaves})
     model_config(entry.name, **kept.model)  # every option checked now, not after minutes of data loading
     stage_settings(entry.name, kept.stages)
     return kept

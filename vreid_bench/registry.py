@@ -21,8 +21,8 @@ class Registry(Generic[Entry]):
     """Named entries of one kind (``kind`` names it in messages); ``group`` is the plugins' entry-point group."""
 
     def __init__(self, kind: str, group: str, builtins: Iterable[Entry], name_of: Callable[[Entry], str],
-                 normalise: Callable[[str], str] = str.lower, aliases_of: Callable[[Entry], Iterable[str]] = lambda e: ()
-                 ) -> None:
+                 normalise: Callable[[str], str] = str.lower,
+                 aliases_of: Callable[[Entry], Iterable[str]] = lambda e: ()) -> None:
         self.kind, self.group = kind, group
         self._name_of, self._normalise, self._aliases_of = name_of, normalise, aliases_of
         self._entries: dict[str, Entry] = {}

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import yaml
 
+from vreid_bench.coerce import build_dataclass
 from vreid_bench.errors import ConfigError, DatasetNotFoundError
 
 DEFAULT_RECIPE = "identity"
@@ -113,15 +114,10 @@ def load_caption_recipe(path_or_name: str | Path | None = None) -> CaptionRecipe
         raise ConfigError(f"{where} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of recipe keys")
-    fields = {f.name: f.type for f in dataclasses.fields(CaptionRecipe)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(fields)}")
     missing = [key for key in ("name", "version", "prompt") if key not in data]
     if missing:
         raise ConfigError(f"{where}: missing {', '.join(missing)}; a recipe needs a name, a version and a prompt")
     try:
-        values = {key: (int(value) if fields[key] == "int" else str(value)) for key, value in data.items()}
-    except (TypeError, ValueError) as exc:
+        return build_dataclass(CaptionRecipe, data, "caption recipe")
+    except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return CaptionRecipe(**values)  # type: ignore[arg-type]

@@ -118,6 +118,9 @@ def _call(loader: Any, root: Path, **options: object) -> VideoReIDDataset:
         function, module_name = loader, getattr(loader, "__module__", "loader")
     accepted = list(inspect.signature(function).parameters)[1:]
     unknown = sorted(set(options) - set(accepted))
+    if "split" in unknown:
+        raise ConfigError(f"{module_name.rsplit('.', 1)[-1]}: unknown option 'split': this dataset has a single "
+                          "split; leave out --split (iLIDS-VID and PRID-2011 have 10)")
     if unknown:
         raise ConfigError(
             f"{module_name.rsplit('.', 1)[-1]}: unknown option {unknown[0]!r}; it takes {', '.join(accepted) or 'none'}"

@@ -91,8 +91,9 @@ def load(root: str | os.PathLike[str]) -> VideoReIDDataset:
     train, query, gallery = (read_split(base / split) for split in SPLITS)
     cut = len(str(base)) + 1
     listing = (frame[cut:] for split in (train, query, gallery) for t in split for frame in t.frames)
-    return VideoReIDDataset(name=NAME, family=NAME, benchmark=NAME, default_protocol="gallery-only", train=train, query=query,
-                            gallery=gallery, root=str(base), fingerprint=content_fingerprint([], listing))
+    return VideoReIDDataset(name=NAME, family=NAME, benchmark=NAME, default_protocol="gallery-only", train=train,
+                            query=query, gallery=gallery, root=str(base),
+                            fingerprint=content_fingerprint([], listing))
 
 
 __all__ = ["load"]

@@ -97,7 +97,8 @@ def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDa
     table = pd.read_csv(table_path, dtype={"tracklet_id": str, "pid": str, "video": str, "dir": str})
     missing = [c for c in TRACKLET_COLUMNS if c not in table.columns]
     if missing:
-        raise DatasetFormatError(f"{table_path}: missing columns {', '.join(missing)}; expected {', '.join(TRACKLET_COLUMNS)}")
+        raise DatasetFormatError(f"{table_path}: missing columns {', '.join(missing)}; expected "
+                                 f"{', '.join(TRACKLET_COLUMNS)}")
     bad_split = sorted(set(table["split"]) - set(SPLITS))
     if bad_split:
         raise DatasetFormatError(f"{table_path}: unknown split values {bad_split}; expected train, query or gallery")
@@ -113,7 +114,8 @@ def load(root: str | os.PathLike[str], check_frames: bool = True) -> VideoReIDDa
     for row_no, row in enumerate(table.itertuples(index=False), start=2):
         directory = root / row.dir
         if not directory.is_dir():
-            raise DatasetNotFoundError(f"{table_path}:{row_no}: crop folder {directory} is missing; rebuild the dataset")
+            raise DatasetNotFoundError(f"{table_path}:{row_no}: crop folder {directory} is missing; rebuild the "
+                                       "dataset")
         frames = list_frames(directory)
         if check_frames and len(frames) != int(row.n_frames):
             raise DatasetFormatError(

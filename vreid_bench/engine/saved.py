@@ -96,7 +96,8 @@ def save_features(path: Path, query: torch.Tensor, gallery: torch.Tensor, query_
 def load_features(path: str | os.PathLike[str]) -> SavedFeatures:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path} does not exist: the run saved no features for that test sampling")
+        raise ConfigError(f"{path} does not exist: the run saved no features for that test sampling; "
+                          f"`vreid eval {path.parent}` extracts and saves them")
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))

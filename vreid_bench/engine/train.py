@@ -45,6 +45,7 @@ from vreid_bench.engine.distributed import DistContext, distributed_context
 from vreid_bench.engine.features import Features, autocast, extract_features, iter_tracklet_clips, progress_bar
 from vreid_bench.engine.optim import lr_factor, make_optimizer
 from vreid_bench.engine.saved import (
+    SavedFeatures,
     features_file,
     load_features,
     query_digest,
@@ -589,13 +590,7 @@ def evaluate_run_under(run_dir: Path, protocol: Protocol, options: RunOptions | 
     trained = read_metrics(run_dir) or {}
     saved_path = run_dir / features_file(protocol.test_sampling, record.protocol.test_sampling)
     if saved_path.is_file():
-        saved = load_features(saved_path)
-        result = saved.evaluate(protocol)
-        return {**{k: v for k, v in trained.items() if not k.startswith(("eval_", "rescored"))},
-                "split": protocol.split, "protocol": protocol.name, "protocol_hash": protocol.hash(),
-                "protocol_family": protocol.family_hash(), **rank_metrics(result, [str(i) for i in saved.query_ids]),
-                "rescored_from": saved_path.name, "eval_git_rev": git_revision(),
-                "eval_wall_s": time.perf_counter() - start}
+        return _rescored_metrics(trained, saved_path, load_features(saved_path), protocol, start)
     options = options or RunOptions()
     dataset = record.dataset.load()
     with distributed_context(options.device) as ctx:
@@ -617,6 +612,18 @@ def evaluate_run_under(run_dir: Path, protocol: Protocol, options: RunOptions | 
             }
         metrics = ctx.broadcast_object(metrics)
     return metrics
+
+
+def _rescored_metrics(trained: dict[str, Any], saved_path: Path, saved: SavedFeatures, protocol: Protocol, start: float,
+                      **extra: Any) -> dict[str, Any]:
+    """The run's metrics (``trained``) with the ranking of its saved features under ``protocol``; ``extra`` says
+    what else differs from the training evaluation (another dataset's name, say)."""
+    result = saved.evaluate(protocol)
+    return {**{k: v for k, v in trained.items() if not k.startswith(("eval_", "rescored"))}, **extra,
+            "split": protocol.split, "protocol": protocol.name, "protocol_hash": protocol.hash(),
+            "protocol_family": protocol.family_hash(), **rank_metrics(result, [str(i) for i in saved.query_ids]),
+            "rescored_from": saved_path.name, "eval_git_rev": git_revision(),
+            "eval_wall_s": time.perf_counter() - start}
 
 
 def cross_dataset_name(dataset: VideoReIDDataset) -> str:
@@ -663,14 +670,8 @@ def eval_on_dataset(run_dir: str | Path, dataset: VideoReIDDataset, protocol: Pr
     if saved_path.is_file():
         saved = load_features(saved_path)
         if saved.meta.get("dataset_fingerprint") == dataset.fingerprint:
-            result = saved.evaluate(protocol)
-            metrics = {**{k: v for k, v in trained.items() if not k.startswith(("eval_", "rescored"))},
-                       "benchmark": dataset.benchmark, "split": protocol.split,
-                       "num_splits": dataset.notes.get("num_splits"), "protocol": protocol.name,
-                       "protocol_hash": protocol.hash(), "protocol_family": protocol.family_hash(),
-                       **rank_metrics(result, [str(i) for i in saved.query_ids]), **cross,
-                       "rescored_from": saved_path.name, "eval_git_rev": git_revision(),
-                       "eval_wall_s": time.perf_counter() - start}
+            metrics = _rescored_metrics(trained, saved_path, saved, protocol, start, benchmark=dataset.benchmark,
+                                        num_splits=dataset.notes.get("num_splits"), **cross)
             write_metrics(run_dir / f"metrics{suffix}-{protocol.name}.json", metrics)
             return metrics
     options = options or RunOptions()

@@ -38,8 +38,9 @@ FORMAT_NOTES = {
 }
 
 # TF-CLIP's names -> vreid's (model/make_model_clipreid.py of the reference).
-TFCLIP_NECKS = {"bottleneck": "cls_neck.bn", "bottleneck_proj": "proj_neck.bn", "bottleneck_proj_temp2": "video_neck.bn",
-                "bottleneck_proj_temp": "frame_neck.bn", "classifier2": "cls_neck.classifier",
+TFCLIP_NECKS = {"bottleneck": "cls_neck.bn", "bottleneck_proj": "proj_neck.bn",
+                "bottleneck_proj_temp2": "video_neck.bn", "bottleneck_proj_temp": "frame_neck.bn",
+                "classifier2": "cls_neck.classifier",
                 "classifier_proj": "proj_neck.classifier", "classifier_proj_temp": "video_neck.classifier"}
 TFCLIP_TMD = {"message_fc": "message_fc", "message_ln": "message_norm", "message_attn": "message_attn", "attn": "attn",
               "ln_1": "attn_norm", "ln_2": "mlp_norm", "mlp.c_fc": "mlp.0", "mlp.c_proj": "mlp.2"}
@@ -49,7 +50,6 @@ TFCLIP_KNOWN = ("image_encoder.", "cv_embed", "TMD.resblocks.0.", "SSP.", *(f"{k
                 *TFCLIP_UNUSED)
 CLIPREID_NECKS = {"bottleneck": "cls_neck.bn", "bottleneck_proj": "proj_neck.bn", "classifier": "cls_neck.classifier",
                   "classifier_proj": "proj_neck.classifier"}
-CLIPREID_UNUSED = ("prompt_learner.token_prefix", "prompt_learner.token_suffix")
 CLIPREID_KNOWN = ("image_encoder.", "cv_embed", "text_encoder.", "prompt_learner.", *(f"{k}." for k in CLIPREID_NECKS))
 
 
